@@ -1,0 +1,173 @@
+"""Indexers for two generic layouts that many small chest X-ray sets use.
+
+- :func:`index_class_folders`: one folder per class, optionally inside split folders::
+
+      root/<class>/NAME.{png,jpg,jpeg,dcm}
+      root/{train,val,test}/<class>/NAME.{png,jpg,jpeg,dcm}
+
+  Classes are the folder names sorted alphabetically (the union over the split folders).
+- :func:`index_image_mask_pairs`: images with same-named lung masks (any image suffix), and optionally
+  infection masks; no classes::
+
+      root/images/X.png   root/masks/X.png   [root/infection_masks/X.png]
+
+Example::
+
+    result = index_class_folders("/data/my_cxr")          # classes ("covid", "normal", ...)
+    result = index_image_mask_pairs("/data/montgomery_like")
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from pathlib import Path
+
+from monaicxr.data.imagecheck import (
+    IMAGE_SUFFIXES,
+    dataset_root,
+    image_files,
+    is_image_file,
+    list_dir,
+    log_skipped,
+    missing_masks,
+    pair_masks,
+    record_id,
+    split_of,
+    stray_file,
+    verify_records,
+)
+from monaicxr.data.records import CXRRecord, DatasetError, IndexResult, SkippedItem
+
+__all__ = ["index_class_folders", "index_image_mask_pairs", "is_class_folders", "is_image_mask_pairs"]
+
+logger = logging.getLogger(__name__)
+
+
+def is_class_folders(root: str | Path, suffixes: Collection[str] = IMAGE_SUFFIXES) -> bool:
+    """Whether ``root`` has a class folder holding images, directly or inside a split folder."""
+    root = Path(root)
+    if not root.is_dir():
+        return False
+    for d in list_dir(root)[0]:
+        folders = list_dir(d)[0] if split_of(d.name) else [d]
+        if any(is_image_file(f, suffixes) for c in folders for f in list_dir(c)[1]):
+            return True
+    return False
+
+
+def is_image_mask_pairs(root: str | Path) -> bool:
+    """Whether ``root`` has ``images`` and ``masks`` folders."""
+    root = Path(root)
+    return (root / "images").is_dir() and (root / "masks").is_dir()
+
+
+def index_class_folders(
+    root: str | Path, *, verify: bool = True, suffixes: Collection[str] = IMAGE_SUFFIXES
+) -> IndexResult:
+    """Index ``root/<class>/*`` or ``root/{train,val,test}/<class>/*``.
+
+    Args:
+        root: the folder holding the class folders, or the split folders.
+        verify: decode every image (see :mod:`monaicxr.data.imagecheck`).
+        suffixes: image file suffixes to read (lower case); other files are listed as skipped.
+
+    Returns:
+        records with ``class_name`` and, with split folders, ``source_split``; ``id`` such as
+        ``"train/covid/x1"``. ``classes`` is sorted alphabetically and includes empty class folders.
+    """
+    root = dataset_root(root)
+    suffixes = tuple(s.lower() for s in suffixes)
+    dirs, files = list_dir(root)
+    skipped = [stray_file(f, "a class folder", suffixes) for f in files]
+    split_dirs = [d for d in dirs if split_of(d.name)]
+    if split_dirs:
+        skipped += [
+            SkippedItem(str(d), "not a split folder (expected train, val or test)") for d in dirs if d not in split_dirs
+        ]
+        class_dirs: list[tuple[Path, str | None]] = []
+        for split_dir in split_dirs:
+            sub_dirs, sub_files = list_dir(split_dir)
+            skipped += [stray_file(f, "a class folder", suffixes) for f in sub_files]
+            class_dirs += [(d, split_of(split_dir.name)) for d in sub_dirs]
+    else:
+        class_dirs = [(d, None) for d in dirs]
+    if not class_dirs:
+        raise DatasetError(f"{root} has no class folders (expected <class>/ or train|val|test/<class>/ folders)")
+
+    records: list[CXRRecord] = []
+    for class_dir, split in class_dirs:
+        images, skips = image_files(class_dir, suffixes)
+        skipped += skips
+        if not images:
+            logger.warning("class_folders: class folder %s has no images", class_dir)
+        records += [
+            CXRRecord(
+                id=record_id(img, root),
+                image=str(img),
+                class_name=class_dir.name,
+                source="class_folders",
+                source_split=split,
+            )
+            for img in images
+        ]
+    classes = tuple(sorted({d.name for d, _ in class_dirs}))
+    records, bad = verify_records(sorted(records, key=lambda r: r.id), verify=verify, desc="class_folders")
+    skipped += bad
+    log_skipped("class_folders", root, skipped)
+    return IndexResult("class_folders", str(root), classes, records, skipped)
+
+
+def index_image_mask_pairs(root: str | Path, *, verify: bool = True, allow_missing_masks: bool = False) -> IndexResult:
+    """Index ``root/images/X`` with ``root/masks/X`` as lung mask and, if present, ``root/infection_masks/X``.
+
+    Masks are matched to images by file stem, so ``images/X.jpg`` may have ``masks/X.png``.
+
+    Args:
+        root: the folder holding ``images/`` and ``masks/``.
+        verify: decode every image and mask and compare sizes.
+        allow_missing_masks: skip an image without a mask instead of raising :class:`DatasetError` naming it.
+
+    Returns:
+        records without class, ``id`` such as ``"images/X"``; ``classes`` is empty.
+    """
+    root = dataset_root(root)
+    image_dir = root / "images"
+    for folder in (image_dir, root / "masks"):
+        if not folder.is_dir():
+            raise DatasetError(f"{root} has no {folder.name}/ folder (expected images/ and masks/)")
+    images, skipped = image_files(image_dir)
+    stems: dict[str, Path] = {}
+    for img in images:
+        if img.stem in stems:
+            raise DatasetError(f"{image_dir}: {stems[img.stem].name} and {img.name} have the same name stem")
+        stems[img.stem] = img
+    masks: dict[str, dict[Path, Path]] = {}
+    for folder_name, kind in (("masks", "lung mask"), ("infection_masks", "infection mask")):
+        mask_dir = root / folder_name
+        if not mask_dir.is_dir():
+            continue
+        found, missing, skips = pair_masks(images, mask_dir, kind=kind, by_stem=True)
+        masks[kind] = found
+        skipped += skips + missing_masks(missing, kind, mask_dir, allow=allow_missing_masks)
+    dirs, files = list_dir(root)
+    skipped += [stray_file(f, "images/") for f in files]
+    known = {"images", "masks", "infection_masks"}
+    skipped += [SkippedItem(str(d), "folder not part of the layout") for d in dirs if d.name not in known]
+
+    infection = masks.get("infection mask")
+    records = [
+        CXRRecord(
+            id=record_id(img, root),
+            image=str(img),
+            lung_mask=str(masks["lung mask"][img]),
+            infection_mask=str(infection[img]) if infection is not None else None,
+            source="image_mask_pairs",
+        )
+        for img in images
+        if all(img in m for m in masks.values())
+    ]
+    records, bad = verify_records(records, verify=verify, desc="image_mask_pairs")
+    skipped += bad
+    log_skipped("image_mask_pairs", root, skipped)
+    return IndexResult("image_mask_pairs", str(root), (), records, skipped)
