@@ -1,0 +1,22 @@
+"""Chest X-ray transforms: ``array`` does the math, ``dictionary`` the ``...d`` twins."""
+
+from __future__ import annotations
+
+from .array import BinarizeMask, LevelsToValues, ScaleByBitDepth, SnapToLevels, ThreeLevelLabel
+from .dictionary import BinarizeMaskd, LevelsToValuesd, ScaleByBitDepthd, SnapToLevelsd, ThreeLevelLabeld
+from .target import SEG_TASKS, SegTargetd
+
+__all__ = [
+    "SEG_TASKS",
+    "BinarizeMask",
+    "BinarizeMaskd",
+    "LevelsToValues",
+    "LevelsToValuesd",
+    "ScaleByBitDepth",
+    "ScaleByBitDepthd",
+    "SegTargetd",
+    "SnapToLevels",
+    "SnapToLevelsd",
+    "ThreeLevelLabel",
+    "ThreeLevelLabeld",
+]
