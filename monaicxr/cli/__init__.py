@@ -1,0 +1,1 @@
+"""Command-line entry points: ``monaicxr`` (see :mod:`monaicxr.cli.main`)."""

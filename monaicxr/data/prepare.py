@@ -1,0 +1,207 @@
+"""From "where is the data" to a datalist a bundle can train on, with every step written down.
+
+:func:`prepare_datalist` is what the bundle configs call. It indexes a dataset folder (or generates the
+synthetic phantom set when no data is given), makes or reuses a seeded, stratified, grouped split, writes the
+dataset fingerprint, split file and datalist into the run's folder, and checks that every record has what the
+task needs. A path that does not exist is an error: there is no silent fallback to synthetic data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from .fingerprint import compute_fingerprint, write_fingerprint
+from .records import DatasetError, IndexResult, write_datalist
+from .registry import index_dataset
+from .splits import apply_splits, load_splits, make_splits, write_splits
+
+__all__ = ["prepare_datalist", "list_images", "TASK_KEYS"]
+
+logger = logging.getLogger(__name__)
+
+# What each task needs from a record (datalist keys).
+TASK_KEYS: dict[str, tuple[str, ...]] = {
+    "lung": ("image", "lung"),
+    "infection": ("image", "lung", "infection"),
+    "3level": ("image", "lung", "infection"),
+    "classification": ("image", "class_index"),
+    "none": ("image",),
+}
+
+
+def _check_task(datalist: dict, task: str, origin: str) -> None:
+    if task not in TASK_KEYS:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASK_KEYS)}")
+    needed = TASK_KEYS[task]
+    for section in ("training", "validation", "test"):
+        items = datalist.get(section) or []
+        missing = [(i, [k for k in needed if k not in item]) for i, item in enumerate(items)]
+        missing = [(i, ks) for i, ks in missing if ks]
+        if missing:
+            i, ks = missing[0]
+            raise DatasetError(
+                f"{origin}: task {task!r} needs {list(needed)} for every item, but {len(missing)} of "
+                f"{len(items)} {section} items lack some; e.g. {items[i].get('image', f'item {i}')} lacks {ks}"
+            )
+
+
+def prepare_datalist(
+    output_dir: str,
+    dataset_dir: str | None = None,
+    datalist_file: str | None = None,
+    task: str = "lung",
+    layout: str = "auto",
+    split_mode: str = "auto",
+    ratios: Sequence[float] = (0.7, 0.1, 0.2),
+    split_seed: int = 0,
+    splits_file: str | None = None,
+    synthetic_per_class: int = 40,
+    synthetic_size: int = 256,
+    synthetic_dir: str | None = None,
+    fingerprint_masks: int | None = 500,
+) -> dict:
+    """Index, split and describe a dataset, and return its datalist.
+
+    Exactly one data source is used, in this order: ``datalist_file`` (a MONAI datalist JSON with ``training``
+    / ``validation`` / ``test`` sections, used as is), ``dataset_dir`` (a folder in any layout
+    :func:`monaicxr.data.registry.index_dataset` knows), or, when both are ``None``, the synthetic phantom set
+    (written once to ``synthetic_dir``, by default ``<output_dir>/synthetic_phantoms``).
+
+    Files written to ``output_dir``: ``datalist.json``, ``splits.json`` and ``fingerprint.json`` (not for a
+    given datalist).
+
+    Args:
+        output_dir: the run folder.
+        dataset_dir: a dataset folder; it must exist.
+        datalist_file: a ready datalist; it must exist.
+        task: what the records must provide (see :data:`TASK_KEYS`).
+        layout: the folder layout name, or ``"auto"`` to detect it.
+        split_mode: ``"auto"`` (the source's own split where it has train and val, else ``ratios``),
+            ``"source"`` or ``"ratios"``.
+        ratios: train / val / test fractions for ``"ratios"``.
+        split_seed: seed of the split.
+        splits_file: reuse this split file instead of making one (ids must match the dataset).
+        synthetic_per_class, synthetic_size, synthetic_dir: the phantom set used when no data is given.
+        fingerprint_masks: at most this many masks are decoded for the fingerprint's pixel statistics.
+
+    Returns:
+        ``{"training": [...], "validation": [...], "test": [...], "classes": [...], "source": str,
+        "synthetic": bool, "root": str}``.
+    """
+    kwargs = dict(locals())
+    if datalist_file is None and _distributed():
+        # torchrun: rank 0 indexes, splits and writes; the other ranks wait, then read what it wrote.
+        import torch.distributed as dist
+
+        content = _prepare(**kwargs) if dist.get_rank() == 0 else None
+        dist.barrier()
+        if content is None:
+            content = json.loads((Path(output_dir) / "datalist.json").read_text())
+        return content
+    return _prepare(**kwargs)
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _prepare(
+    output_dir: str,
+    dataset_dir: str | None,
+    datalist_file: str | None,
+    task: str,
+    layout: str,
+    split_mode: str,
+    ratios: Sequence[float],
+    split_seed: int,
+    splits_file: str | None,
+    synthetic_per_class: int,
+    synthetic_size: int,
+    synthetic_dir: str | None,
+    fingerprint_masks: int | None,
+) -> dict:
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if datalist_file is not None:
+        path = Path(datalist_file)
+        if not path.is_file():
+            raise DatasetError(f"datalist_file {path} does not exist")
+        try:
+            content = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"datalist_file {path} is not valid JSON: {e}") from e
+        _check_task(content, task, str(path))
+        content.setdefault("source", "datalist")
+        content.setdefault("synthetic", False)
+        content.setdefault("root", str(path))
+        return content
+
+    synthetic = dataset_dir is None
+    if synthetic:
+        from .synthetic import write_phantom_dataset
+
+        root = Path(synthetic_dir) if synthetic_dir else out / "synthetic_phantoms"
+        logger.warning(
+            "no dataset_dir given: using SYNTHETIC chest X-ray phantoms generated by monaicxr (not patient data) in %s",
+            root,
+        )
+        write_phantom_dataset(root, n_per_class=synthetic_per_class, size=synthetic_size, seed=split_seed)
+        layout = "covidqu_flat"
+    else:
+        root = Path(dataset_dir).expanduser().resolve()
+        if not root.is_dir():
+            raise DatasetError(
+                f"dataset_dir {root} does not exist or is not a folder (cwd {Path.cwd()}); "
+                "check the path: monaicxr does not fall back to synthetic data when a path is given"
+            )
+    result: IndexResult = index_dataset(root, layout=layout)
+    if not result.records:
+        raise DatasetError(f"{root}: no usable images found ({len(result.skipped)} skipped)")
+    for item in result.skipped:
+        logger.warning("skipped %s: %s", item.path, item.reason)
+
+    if splits_file is not None:
+        splits = load_splits(splits_file)
+    else:
+        splits = make_splits(result.records, ratios=tuple(ratios), seed=split_seed, mode=split_mode)
+        write_splits(
+            out / "splits.json", splits, seed=split_seed, ratios=tuple(ratios), mode=split_mode, source=result.source
+        )
+    by_split = apply_splits(result.records, splits)
+    write_fingerprint(out / "fingerprint.json", compute_fingerprint(result, splits, max_masks=fingerprint_masks))
+    extra = {"source": result.source, "synthetic": synthetic or result.source == "synthetic", "root": str(root)}
+    path = write_datalist(out / "datalist.json", by_split, result.classes, extra=extra)
+    content = json.loads(path.read_text())
+    _check_task(content, task, str(root))
+    logger.info(
+        "%s data from %s: %s train / %s val / %s test items; datalist %s",
+        "SYNTHETIC" if content["synthetic"] else result.source,
+        root,
+        len(content.get("training", [])),
+        len(content.get("validation", [])),
+        len(content.get("test", [])),
+        path,
+    )
+    return content
+
+
+def list_images(input_dir: str | Path) -> list[dict]:
+    """A datalist (``[{"image": path}, ...]``) of every image file in ``input_dir``, for inference.
+
+    Files that are not images are logged with their reason and left out; a missing or image-less folder is an
+    error naming it.
+    """
+    from .imagecheck import dataset_root, image_files
+
+    folder = dataset_root(input_dir)
+    files, skipped = image_files(folder)
+    for item in skipped:
+        logger.warning("not an image, left out: %s (%s)", item.path, item.reason)
+    if not files:
+        raise DatasetError(f"{folder}: no image files (png, jpg, jpeg, bmp, tif, dcm) found")
+    return [{"image": str(p)} for p in sorted(files)]
