@@ -1,7 +1,7 @@
 """Segmentation losses selectable by name from a bundle config.
 
-MONAI provides the losses themselves (:class:`monai.losses.DiceLoss`, :class:`monai.losses.DiceCELoss`,
-:class:`monai.losses.MaskedLoss`); this module only maps the names the bundles use to configured instances, and
+MONAI provides the losses themselves (:class:`monai.losses.DiceLoss`, :class:`monai.losses.DiceCELoss`);
+this module only maps the names the bundles use to configured instances, and
 adds the two small pieces MONAI lacks: a mean-squared error on sigmoid outputs (the 3-level regression target
 of the studies) and a wrapper that excludes "ignore" pixels carried as an extra target channel.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from monai.losses import DiceCELoss, DiceLoss, MaskedLoss
+from monai.losses import DiceCELoss, DiceLoss
 from torch import nn
 
 __all__ = ["SigmoidMSELoss", "IgnoreChannelLoss", "segmentation_loss", "SEGMENTATION_LOSSES"]
@@ -30,37 +30,48 @@ class SigmoidMSELoss(nn.Module):
 
 
 class IgnoreChannelLoss(nn.Module):
-    """Apply ``loss`` only where the ignore mask is 0, when the target carries it as its last channel.
+    """Sum of loss terms that skip "ignore" pixels carried as an extra last channel of the target.
 
     The polygon indexers (:mod:`monaicxr.data.polygons`) keep annotators' "Ignore" regions (devices over the
     lungs) as a separate mask; a pipeline that concatenates it to the target as one extra channel gets those
-    pixels excluded from the loss. With a target of the prediction's channel count the loss is applied as is.
-    Masking is done by :class:`monai.losses.MaskedLoss`.
+    pixels excluded. Written by hand because :class:`monai.losses.MaskedLoss` multiplies the *logits* by the
+    mask, which leaves a sigmoid of 0.5 (not nothing) at masked pixels.
+
+    Ignored pixels are set to a confident, correct background (logit -30, target 0), which adds nothing to a
+    Dice term; pixel-mean terms (BCE, MSE) are rescaled by ``pixels / kept pixels`` so they average over the
+    kept pixels only. With a target of the prediction's channel count the terms are applied as they are.
+
+    Args:
+        terms: ``(loss, is_pixel_mean)`` pairs, summed.
     """
 
-    def __init__(self, loss: nn.Module) -> None:
+    def __init__(self, terms: list[tuple[nn.Module, bool]]) -> None:
         super().__init__()
-        self.loss = loss
-        self.masked = MaskedLoss(loss)
+        self.losses = nn.ModuleList([t for t, _ in terms])
+        self.pixel_mean = [p for _, p in terms]
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        scale = 1.0
         if target.shape[1] == input.shape[1] + 1:
-            keep = (target[:, -1:] < 0.5).to(input.dtype)
-            return self.masked(input, target[:, :-1], mask=keep)
-        return self.loss(input, target)
+            ignore = target[:, -1:] >= 0.5
+            target = torch.where(ignore, torch.zeros_like(target[:, :-1]), target[:, :-1])
+            input = torch.where(ignore, torch.full_like(input, -30.0), input)  # noqa: A001
+            kept = float((~ignore).sum()) * input.shape[1]
+            scale = input.numel() / max(kept, 1.0)
+        total = input.new_zeros(())
+        for loss, pixel_mean in zip(self.losses, self.pixel_mean, strict=True):
+            total = total + loss(input, target) * (scale if pixel_mean else 1.0)
+        return total
 
 
-def _bce() -> nn.Module:
-    return nn.BCEWithLogitsLoss()
-
-
-# name -> (factory, tasks it is meaningful for). Binary tasks output one logit channel; the 3-level task
-# regresses one channel to the levels 0 / 0.5 / 1, for which only pixel-wise losses make sense.
-SEGMENTATION_LOSSES: dict[str, tuple[Callable[[], nn.Module], tuple[str, ...]]] = {
-    "dice": (lambda: DiceLoss(sigmoid=True), ("lung", "infection")),
-    "bce": (_bce, ("lung", "infection", "3level")),
-    "dicece": (lambda: DiceCELoss(sigmoid=True), ("lung", "infection")),
-    "mse": (SigmoidMSELoss, ("3level",)),
+# name -> (terms as (factory, is_pixel_mean), tasks it is meaningful for). Binary tasks output one logit
+# channel; the 3-level task regresses one channel to the levels 0 / 0.5 / 1, where only pixel losses fit.
+# "dicece" equals monai.losses.DiceCELoss(sigmoid=True) (Dice + BCE with logits, both weighted 1).
+SEGMENTATION_LOSSES: dict[str, tuple[tuple[tuple[Callable[[], nn.Module], bool], ...], tuple[str, ...]]] = {
+    "dice": (((lambda: DiceLoss(sigmoid=True), False),), ("lung", "infection")),
+    "bce": (((nn.BCEWithLogitsLoss, True),), ("lung", "infection", "3level")),
+    "dicece": (((lambda: DiceLoss(sigmoid=True), False), (nn.BCEWithLogitsLoss, True)), ("lung", "infection")),
+    "mse": (((SigmoidMSELoss, True),), ("3level",)),
 }
 
 
@@ -70,7 +81,8 @@ def segmentation_loss(name: str, task: str = "lung", ignore_channel: bool = True
     Args:
         name: one of :data:`SEGMENTATION_LOSSES` (``dice``, ``bce``, ``dicece``, ``mse``).
         task: the segmentation task; a loss that does not fit the task is refused with the valid choices.
-        ignore_channel: wrap in :class:`IgnoreChannelLoss` so an extra ignore channel in the target is honoured.
+        ignore_channel: build an :class:`IgnoreChannelLoss` so an extra ignore channel in the target is honoured;
+            with ``False`` the plain MONAI / torch loss is returned.
 
     Example::
 
@@ -79,9 +91,12 @@ def segmentation_loss(name: str, task: str = "lung", ignore_channel: bool = True
     key = name.lower()
     if key not in SEGMENTATION_LOSSES:
         raise ValueError(f"unknown segmentation loss {name!r}; choose one of {sorted(SEGMENTATION_LOSSES)}")
-    factory, tasks = SEGMENTATION_LOSSES[key]
+    terms, tasks = SEGMENTATION_LOSSES[key]
     if task not in tasks:
         valid = sorted(k for k, (_, t) in SEGMENTATION_LOSSES.items() if task in t)
         raise ValueError(f"loss {name!r} does not fit task {task!r}; for {task!r} choose one of {valid}")
-    loss = factory()
-    return IgnoreChannelLoss(loss) if ignore_channel else loss
+    if not ignore_channel and len(terms) == 1:
+        return terms[0][0]()
+    if not ignore_channel:
+        return DiceCELoss(sigmoid=True)
+    return IgnoreChannelLoss([(factory(), pixel_mean) for factory, pixel_mean in terms])

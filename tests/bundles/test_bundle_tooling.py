@@ -1,0 +1,72 @@
+"""MONAI's own bundle tools accept bundles/unet offline: metadata validation, verify_net_in_out, ckpt_export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "bundles" / "unet" / "configs"
+SCHEMA = Path(__file__).with_name("meta_schema_subset.json")
+
+
+def _bundle(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "monai.bundle", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_metadata_validates_against_the_schema_offline():
+    from monai.bundle import verify_metadata
+
+    # filepath names an existing schema file, so nothing is downloaded
+    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+
+
+def test_metadata_missing_a_field_is_refused(tmp_path):
+    from monai.bundle import verify_metadata
+
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    del meta["network_data_format"]["inputs"]["image"]["num_channels"]
+    bad = tmp_path / "metadata.json"
+    bad.write_text(json.dumps(meta))
+    with pytest.raises(Exception, match="num_channels"):
+        verify_metadata(meta_file=str(bad), filepath=str(SCHEMA))
+
+
+@pytest.mark.parametrize("config", ["train.json", "inference.json"])
+def test_verify_net_in_out(config):
+    proc = _bundle(
+        "verify_net_in_out", "--net_id", "network_def",
+        "--meta_file", str(CONFIGS / "metadata.json"),
+        "--config_file", str(CONFIGS / config),
+        "--n", "4", "--any", "16",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "data shape of network is verified with no error" in proc.stdout + proc.stderr
+
+
+def test_ckpt_export_to_torchscript(tmp_path):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    net = parser.get_parsed_content("network_def")
+    ckpt = tmp_path / "model.pt"
+    torch.save(net.state_dict(), ckpt)
+    out = tmp_path / "model.ts"
+    proc = _bundle(
+        "ckpt_export", "--net_id", "network_def",
+        "--filepath", str(out), "--ckpt_file", str(ckpt),
+        "--meta_file", str(CONFIGS / "metadata.json"),
+        "--config_file", str(CONFIGS / "inference.json"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ts = torch.jit.load(str(out))
+    x = torch.rand(1, 1, 128, 128)
+    net.eval()
+    assert torch.allclose(ts(x), net(x), atol=1e-5)
