@@ -56,11 +56,21 @@ def _lung_polygon(cx: float, top: float, bottom: float, half_w: float, outer_sig
     base_y = bottom - (bottom - top) * 0.08 * np.sin(np.pi * b)
     # medial wall back up to apex, bowed inwards (towards the lung centre) low down by the heart
     m = np.linspace(1, 0, 40)
-    medial_x = cx - outer_sign * half_w * (1 - heart_notch * np.sin(np.pi * m) * (m > 0.35)) * (0.45 + 0.55 * np.minimum(m * 1.4, 1))
+    medial_x = cx - outer_sign * half_w * (1 - heart_notch * np.sin(np.pi * m) * (m > 0.35)) * (
+        0.45 + 0.55 * np.minimum(m * 1.4, 1)
+    )
     medial_y = top + (bottom - top) * m
     xs = np.concatenate([outer_x, base_x, medial_x])
     ys = np.concatenate([outer_y, base_y, medial_y])
     return ys, xs
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of a boolean mask (the mask itself when it has at most one)."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n <= 1:
+        return mask
+    return labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
 
 
 def make_phantom(seed: int, size: int = 256, kind: str = "normal") -> Phantom:
@@ -100,7 +110,8 @@ def make_phantom(seed: int, size: int = 256, kind: str = "normal") -> Phantom:
     rr, cc = ellipse(heart_cy, heart_cx, s * 0.13, s * 0.16, shape=shape)
     heart = np.zeros(shape, np.float32)
     heart[rr, cc] = 1.0
-    halves = [h & (heart == 0) for h in halves]  # the heart shadow is not lung
+    # the heart shadow is not lung; it can cut a sliver off a lung base, which is dropped (one piece per lung)
+    halves = [_largest_component(h & (heart == 0)) for h in halves]
     for h in halves:
         lung |= h
     img -= 0.38 * ndimage.gaussian_filter(lung.astype(np.float32), 1.5)
@@ -123,12 +134,16 @@ def make_phantom(seed: int, size: int = 256, kind: str = "normal") -> Phantom:
             u = (xs - cx) / (side * s * 0.38)
             ys = y0 + s * 0.09 * u**1.5 - s * 0.02 * u
             thick = s * 0.011
-            rr, cc = polygon(np.concatenate([ys - thick, ys[::-1] + thick]), np.concatenate([xs, xs[::-1]]), shape=shape)
+            rr, cc = polygon(
+                np.concatenate([ys - thick, ys[::-1] + thick]), np.concatenate([xs, xs[::-1]]), shape=shape
+            )
             ribs[rr, cc] = 1.0
     for side in (-1, 1):
         xs = np.linspace(cx + side * s * 0.05, cx + side * s * 0.30, 20)
         ys = top - s * 0.02 + s * 0.03 * ((xs - cx) / (side * s * 0.3)) ** 2
-        rr, cc = polygon(np.concatenate([ys - s * 0.012, ys[::-1] + s * 0.012]), np.concatenate([xs, xs[::-1]]), shape=shape)
+        rr, cc = polygon(
+            np.concatenate([ys - s * 0.012, ys[::-1] + s * 0.012]), np.concatenate([xs, xs[::-1]]), shape=shape
+        )
         ribs[rr, cc] = 1.0
     img += 0.13 * ndimage.gaussian_filter(ribs, 1.0) * body
 

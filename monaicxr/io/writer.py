@@ -33,6 +33,9 @@ class SavePredictiond(MapTransform):
         image_key: key whose ``filename_or_obj`` meta names the source file (re-read for the overlay).
         foreground_value: the label value a binary 1 stands for (1 lung, 2 infection), for the overlay.
         levels: for 3-level predictions, the grey value written for each index (the studies' 0, 125, 255).
+        three_level: ``True`` if the prediction is always a level-index map (a 3-level model), ``False`` if it is
+            always binary; ``None`` guesses from the values, which takes a 3-level map without any infection
+            pixel (a normal radiograph) for a binary one and writes its lung as 255, the infection level.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class SavePredictiond(MapTransform):
         foreground_value: int = 1,
         levels: tuple[int, ...] = (0, 125, 255),
         overlay: bool = True,
+        three_level: bool | None = None,
     ) -> None:
         super().__init__(keys)
         self.output_dir = Path(output_dir)
@@ -50,6 +54,7 @@ class SavePredictiond(MapTransform):
         self.foreground_value = foreground_value
         self.levels = np.asarray(levels, dtype=np.uint8)
         self.overlay = overlay
+        self.three_level = three_level
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
@@ -60,7 +65,10 @@ class SavePredictiond(MapTransform):
             if pred.ndim == 3 and pred.shape[0] > 1:
                 pred = pred.argmax(0)
             label = np.rint(pred.squeeze().numpy()).astype(np.int64)
-            binary = label.max() <= 1 and self.foreground_value != 0 and len(np.unique(label)) <= 2
+            if self.three_level is None:
+                binary = label.max() <= 1 and self.foreground_value != 0 and len(np.unique(label)) <= 2
+            else:
+                binary = not self.three_level
             grey = (label * 255).astype(np.uint8) if binary else self.levels[np.clip(label, 0, len(self.levels) - 1)]
             Image.fromarray(grey).save(self.output_dir / f"{source.stem}_mask.png")
             if self.overlay:

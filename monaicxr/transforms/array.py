@@ -70,7 +70,7 @@ class BinarizeMask(Transform):
             return t.to(torch.float32)
         if vals <= {0.0, 255.0}:
             return (t > 0).to(torch.float32)
-        odd = sorted(vals - {0.0, 1.0, 255.0})[:5]
+        odd = sorted(vals - {0.0, 255.0} if 255.0 in vals else vals - {0.0, 1.0})[:5]
         raise DatasetError(
             f"{_name(mask)}: a mask must hold only 0/255 or 0/1, found {len(vals)} values, e.g. {odd}; "
             "pass allow_any=True for masks resized with interpolation"

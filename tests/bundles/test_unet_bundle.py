@@ -210,10 +210,10 @@ def test_resume_without_checkpoint_is_an_error(tmp_path):
 
 @pytest.mark.slow
 def test_multi_gpu_overlay_runs_with_two_cpu_processes(tmp_path):
-    """torchrun with 2 processes and the gloo backend on phantoms (the DDP path users take on several GPUs)."""
-    from monaicxr.data.prepare import prepare_datalist
+    """torchrun with 2 processes and the gloo backend on phantoms (the DDP path users take on several GPUs).
 
-    prepare_datalist(output_dir=str(tmp_path), synthetic_per_class=4, synthetic_size=64)
+    No datalist is given, so rank 0 generates the phantoms and writes the datalist while rank 1 waits.
+    """
     out = tmp_path / "ddp"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -221,7 +221,6 @@ def test_multi_gpu_overlay_runs_with_two_cpu_processes(tmp_path):
         "--config_file", "['bundles/unet/configs/train.json','bundles/unet/configs/multi_gpu_train.json']",
         "--meta_file", "bundles/unet/configs/metadata.json",
         "--logging_file", "bundles/unet/configs/logging.conf",
-        "--datalist_file", str(tmp_path / "datalist.json"),
         "--output_dir", str(out),
         "--num_epochs", "2",
     ]  # fmt: skip

@@ -1,0 +1,116 @@
+"""Tests for monaicxr.data.prepare: prepare_datalist sources and checks, list_images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from monaicxr.data.prepare import TASK_KEYS, list_images, prepare_datalist
+from monaicxr.data.records import DatasetError
+
+SECTIONS = ("training", "validation", "test")
+SMALL = {"synthetic_per_class": 2, "synthetic_size": 64}
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return out, prepare_datalist(str(out), task="3level", **SMALL)
+
+
+def test_synthetic_when_no_data(synthetic_run):
+    out, content = synthetic_run
+    for name in ("datalist.json", "splits.json", "fingerprint.json"):
+        assert (out / name).is_file(), name
+    assert content["synthetic"] is True
+    assert content["source"] == "synthetic"
+    assert json.loads((out / "datalist.json").read_text()) == content
+    items = [item for s in SECTIONS for item in content.get(s, [])]
+    assert len(items) == 3 * SMALL["synthetic_per_class"]
+    assert len({item["image"] for item in items}) == len(items)  # no image in two sections
+    root = Path(content["root"])
+    for item in items:
+        for key in TASK_KEYS["3level"]:
+            assert key in item
+        assert Path(item["image"]).is_file() and Path(item["image"]).is_relative_to(root)
+        assert Path(item["lung"]).is_file() and Path(item["infection"]).is_file()
+
+
+def test_missing_dataset_dir(tmp_path):
+    with pytest.raises(DatasetError, match="no_such_folder"):
+        prepare_datalist(str(tmp_path / "out"), dataset_dir=str(tmp_path / "no_such_folder"))
+
+
+DATALIST = {
+    "training": [{"image": "/data/a.png", "lung": "/data/a_lung.png", "infection": "/data/a_inf.png"}],
+    "validation": [{"image": "/data/b.png", "lung": "/data/b_lung.png", "infection": "/data/b_inf.png"}],
+    "test": [],
+    "classes": ["COVID-19", "Normal"],
+}
+
+
+def test_datalist_file_returned_as_is(tmp_path):
+    path = tmp_path / "given.json"
+    path.write_text(json.dumps(DATALIST))
+    out = tmp_path / "out"
+    content = prepare_datalist(str(out), datalist_file=str(path), task="infection")
+    for key, value in DATALIST.items():
+        assert content[key] == value
+    assert content["synthetic"] is False and content["source"] == "datalist"
+    assert not (out / "datalist.json").exists()  # nothing rewritten for a given datalist
+
+
+def test_datalist_missing_task_key(tmp_path):
+    broken = json.loads(json.dumps(DATALIST))
+    del broken["validation"][0]["infection"]
+    path = tmp_path / "given.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(DatasetError, match="b.png"):
+        prepare_datalist(str(tmp_path / "out"), datalist_file=str(path), task="infection")
+    # the lung task needs no infection mask
+    assert prepare_datalist(str(tmp_path / "out"), datalist_file=str(path), task="lung")["validation"]
+
+
+# (file content, expected message fragment)
+BAD_DATALIST_FILES = [
+    pytest.param("{not json", "not valid JSON", id="invalid_json"),
+    pytest.param(None, "does not exist", id="missing"),
+]
+
+
+@pytest.mark.parametrize("text, fragment", BAD_DATALIST_FILES)
+def test_bad_datalist_file(tmp_path, text, fragment):
+    path = tmp_path / "datalist_in.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(DatasetError, match=fragment) as info:
+        prepare_datalist(str(tmp_path / "out"), datalist_file=str(path))
+    assert "datalist_in.json" in str(info.value)
+
+
+def test_list_images(tmp_path):
+    for name in ("b.png", "a.png"):
+        Image.fromarray(np.zeros((5, 7), np.uint8)).save(tmp_path / name)
+    (tmp_path / "readme.txt").write_text("not an image")
+    items = list_images(tmp_path)
+    assert items == [{"image": str(tmp_path / "a.png")}, {"image": str(tmp_path / "b.png")}]
+
+
+# (folder builder) -> DatasetError naming the folder
+EMPTY_FOLDERS = [
+    pytest.param(lambda p: p.mkdir(), id="empty"),
+    pytest.param(lambda p: None, id="missing"),
+    pytest.param(lambda p: (p.mkdir(), (p / "notes.txt").write_text("x")), id="no_images"),
+]
+
+
+@pytest.mark.parametrize("build", EMPTY_FOLDERS)
+def test_list_images_without_images(tmp_path, build):
+    folder = tmp_path / "inbox"
+    build(folder)
+    with pytest.raises(DatasetError, match="inbox"):
+        list_images(folder)
