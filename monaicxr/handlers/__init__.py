@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .checkpoints import latest_checkpoint
+from .classification import ClassificationReportHandler
 from .overlay import OverlaySaver
 from .summary import RunSummary
 
-__all__ = ["OverlaySaver", "RunSummary", "latest_checkpoint"]
+__all__ = ["ClassificationReportHandler", "OverlaySaver", "RunSummary", "latest_checkpoint"]
