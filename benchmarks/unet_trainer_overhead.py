@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.max_items:
         wf.parser["train#dataset#data"] = f"$@data['training'][:{args.max_items}]"
     trainer = wf.parser.get_parsed_content("train#trainer")
+    # what the bundle's run list attaches besides the trainer's own handlers: per-epoch checkpoints
+    wf.parser.get_parsed_content("train#checkpointer").attach(trainer)
     network = wf.parser.get_parsed_content("network")
     loss_fn = wf.parser.get_parsed_content("loss")
     optimizer = wf.parser.get_parsed_content("optimizer")

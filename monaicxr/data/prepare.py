@@ -16,7 +16,7 @@ from pathlib import Path
 from .fingerprint import compute_fingerprint, write_fingerprint
 from .records import DatasetError, IndexResult, write_datalist
 from .registry import index_dataset
-from .splits import apply_splits, load_splits, make_splits, write_splits
+from .splits import apply_splits, load_splits, make_splits, resolve_split_mode, write_splits
 
 __all__ = ["prepare_datalist", "list_images", "TASK_KEYS"]
 
@@ -169,9 +169,18 @@ def _prepare(
         splits = load_splits(splits_file)
     else:
         splits = make_splits(result.records, ratios=tuple(ratios), seed=split_seed, mode=split_mode)
+        used = resolve_split_mode(result.records, split_mode)
         write_splits(
-            out / "splits.json", splits, seed=split_seed, ratios=tuple(ratios), mode=split_mode, source=result.source
+            out / "splits.json",
+            splits,
+            seed=split_seed if used == "ratios" else None,
+            ratios=tuple(ratios) if used == "ratios" else None,
+            mode=used,
+            source=result.source,
+            records=result.records,
         )
+        if not splits.get("test"):
+            logger.warning("%s: the split has no test set (the source's own split has none); report on val", root)
     by_split = apply_splits(result.records, splits)
     write_fingerprint(out / "fingerprint.json", compute_fingerprint(result, splits, max_masks=fingerprint_masks))
     extra = {"source": result.source, "synthetic": synthetic or result.source == "synthetic", "root": str(root)}

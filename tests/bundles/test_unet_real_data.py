@@ -45,7 +45,7 @@ def test_loss_falls_on_real_lungs(tmp_path):
     wf.initialize()
     trainer = wf.parser.get_parsed_content("train#trainer")
     losses: list[float] = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output[0]["loss"])))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
     wf.run()
     assert len(losses) == 15
     assert sum(losses[-3:]) / 3 < 0.9 * sum(losses[:3]) / 3, losses

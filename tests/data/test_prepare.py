@@ -40,6 +40,18 @@ def test_synthetic_when_no_data(synthetic_run):
         assert Path(item["lung"]).is_file() and Path(item["infection"]).is_file()
 
 
+def test_splits_file_records_the_mode_actually_used(tmp_path, synthetic_run):
+    """With 2 phantoms per class there is no Val, so "auto" uses ratios; with 5 there is, and it is kept."""
+    small = json.loads((synthetic_run[0] / "splits.json").read_text())
+    assert small["mode"] == "ratios" and small["ratios"] == [0.7, 0.1, 0.2] and small["seed"] == 0
+    out = tmp_path / "run5"
+    content = prepare_datalist(str(out), synthetic_per_class=5, synthetic_size=64)
+    splits = json.loads((out / "splits.json").read_text())
+    assert splits["mode"] == "source" and splits["ratios"] is None and splits["seed"] is None
+    assert len(splits["train"]) == len(content["training"]) and len(splits["val"]) == len(content["validation"])
+    assert sum(splits["counts"]["train"].values()) == len(content["training"])
+
+
 def test_missing_dataset_dir(tmp_path):
     with pytest.raises(DatasetError, match="no_such_folder"):
         prepare_datalist(str(tmp_path / "out"), dataset_dir=str(tmp_path / "no_such_folder"))
