@@ -51,3 +51,34 @@ def test_loss_falls_on_real_lungs(tmp_path):
     assert sum(losses[-3:]) / 3 < 0.9 * sum(losses[:3]) / 3, losses
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["data"]["source"] == "covidqu_flat" and summary["data"]["synthetic"] is False
+
+
+def test_shipped_weights_segment_real_lungs():
+    """The committed models/model.pt, through the bundle's own inference config, finds the lungs of Val images."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / "inference.json"),
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=False,
+        workflow_type="infer",
+        input_dir=str(SHARED / "images"),
+    )
+    wf.initialize()
+    net = wf.parser.get_parsed_content("network")
+    net.load_state_dict(torch.load(REPO / "bundles" / "unet" / "models" / "model.pt", map_location="cpu"))
+    net.eval()
+    pre = wf.parser.get_parsed_content("preprocessing")
+    result = index_dataset(SHARED, layout="covidqu_flat", verify=False)
+    val = [r for r in result.records if r.source_split == "val"][::60][:16]
+    dices = []
+    for r in val:
+        d = pre({"image": r.image})
+        with torch.no_grad():
+            prob = torch.sigmoid(net(d["image"][None]))[0, 0]
+        pred = torch.nn.functional.interpolate(prob[None, None], size=(256, 256), mode="bilinear")[0, 0] > 0.5
+        truth = torch.from_numpy(np.asarray(Image.open(r.lung_mask)) > 0)
+        dices.append(2 * float((pred & truth).sum()) / float(pred.sum() + truth.sum()))
+    assert np.mean(dices) > 0.9, dices
