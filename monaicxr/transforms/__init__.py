@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from .array import BinarizeMask, LevelsToValues, ScaleByBitDepth, SnapToLevels, ThreeLevelLabel
-from .dictionary import BinarizeMaskd, LevelsToValuesd, ScaleByBitDepthd, SnapToLevelsd, ThreeLevelLabeld
+from .array import BinarizeMask, ExcludeIgnored, LevelsToValues, ScaleByBitDepth, SnapToLevels, ThreeLevelLabel
+from .dictionary import (
+    BinarizeMaskd,
+    ExcludeIgnoredd,
+    LevelsToValuesd,
+    ScaleByBitDepthd,
+    SnapToLevelsd,
+    ThreeLevelLabeld,
+)
 from .target import SEG_TASKS, SegTargetd
 
 __all__ = [
     "SEG_TASKS",
     "BinarizeMask",
     "BinarizeMaskd",
+    "ExcludeIgnored",
+    "ExcludeIgnoredd",
     "LevelsToValues",
     "LevelsToValuesd",
     "ScaleByBitDepth",

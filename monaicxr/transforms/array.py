@@ -18,7 +18,7 @@ from monai.utils import convert_to_tensor
 
 from monaicxr.data.records import DatasetError
 
-__all__ = ["ScaleByBitDepth", "BinarizeMask", "ThreeLevelLabel", "SnapToLevels", "LevelsToValues"]
+__all__ = ["ScaleByBitDepth", "BinarizeMask", "ThreeLevelLabel", "SnapToLevels", "LevelsToValues", "ExcludeIgnored"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,9 @@ class ThreeLevelLabel(Transform):
         lung_t = convert_to_tensor(lung, track_meta=True) > 0.5
         inf_t = convert_to_tensor(infection, track_meta=False) > 0.5
         if lung_t.shape != inf_t.shape:
-            raise DatasetError(f"{_name(lung)}: lung mask {tuple(lung_t.shape)} and infection mask {tuple(inf_t.shape)} differ")
+            raise DatasetError(
+                f"{_name(lung)}: lung mask {tuple(lung_t.shape)} and infection mask {tuple(inf_t.shape)} differ"
+            )
         outside = int((inf_t & ~lung_t).sum())
         if outside:
             msg = f"{_name(infection)}: {outside} infection pixels lie outside the lung mask"
@@ -136,4 +138,28 @@ class LevelsToValues(Transform):
 
     def __call__(self, index: NdarrayOrTensor) -> torch.Tensor:
         t = convert_to_tensor(index, track_meta=True).long()
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= len(self.levels)):
+            raise ValueError(f"{_name(index)}: level indices must lie in 0..{len(self.levels) - 1}")
         return self.levels.to(t.device)[t]
+
+
+class ExcludeIgnored(Transform):
+    """Set the pixels of an "ignore" mask to background, so foreground metrics leave them out.
+
+    The polygon indexers keep annotators' "Ignore" regions (devices over the lungs) as a separate mask.
+    Applied to both the prediction and the reference before MONAI's metrics, ignored pixels add nothing to
+    the intersection, the prediction or the reference, so Dice, IoU, precision and recall are computed on the
+    other pixels only (true negatives grow, which those metrics do not use). Written by hand because MONAI's
+    metrics take no mask. One-hot inputs: ignored pixels become channel 0 (background).
+    """
+
+    def __call__(self, img: NdarrayOrTensor, ignore: NdarrayOrTensor) -> torch.Tensor:
+        t = convert_to_tensor(img, track_meta=True)
+        mask = convert_to_tensor(ignore, track_meta=False).to(t.device) > 0.5
+        if mask.shape[-2:] != t.shape[-2:]:
+            raise ValueError(f"{_name(img)}: ignore mask {tuple(mask.shape)} does not match {tuple(t.shape)}")
+        mask = mask.reshape((1,) * (t.ndim - mask.ndim) + tuple(mask.shape)) if mask.ndim < t.ndim else mask[:1]
+        out = t.masked_fill(mask.expand_as(t), 0)
+        if t.ndim == 3 and t.shape[0] > 1:  # one-hot: ignored pixels are background
+            out[:1] = out[:1].masked_fill(mask, 1)
+        return out

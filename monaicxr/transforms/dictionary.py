@@ -8,9 +8,9 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from .array import BinarizeMask, LevelsToValues, ScaleByBitDepth, SnapToLevels, ThreeLevelLabel
+from .array import BinarizeMask, ExcludeIgnored, LevelsToValues, ScaleByBitDepth, SnapToLevels, ThreeLevelLabel
 
-__all__ = ["ScaleByBitDepthd", "BinarizeMaskd", "ThreeLevelLabeld", "SnapToLevelsd", "LevelsToValuesd"]
+__all__ = ["ExcludeIgnoredd", "ScaleByBitDepthd", "BinarizeMaskd", "ThreeLevelLabeld", "SnapToLevelsd", "LevelsToValuesd"]
 
 
 class _Wrap(MapTransform):
@@ -42,7 +42,9 @@ class BinarizeMaskd(_Wrap):
 class SnapToLevelsd(_Wrap):
     """Dictionary twin of :class:`SnapToLevels`."""
 
-    def __init__(self, keys: KeysCollection, levels: Sequence[float] = (0.0, 0.5, 1.0), allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, levels: Sequence[float] = (0.0, 0.5, 1.0), allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.inner = SnapToLevels(levels)
 
@@ -50,7 +52,9 @@ class SnapToLevelsd(_Wrap):
 class LevelsToValuesd(_Wrap):
     """Dictionary twin of :class:`LevelsToValues`."""
 
-    def __init__(self, keys: KeysCollection, levels: Sequence[float] = (0.0, 0.5, 1.0), allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, levels: Sequence[float] = (0.0, 0.5, 1.0), allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.inner = LevelsToValues(levels)
 
@@ -72,4 +76,24 @@ class ThreeLevelLabeld(MapTransform):
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
         d[self.output_key] = self.inner(d[self.lung_key], d[self.infection_key])
+        return d
+
+
+class ExcludeIgnoredd(MapTransform):
+    """Dictionary twin of :class:`ExcludeIgnored`: zero ``ignore_key``'s pixels in every key (e.g. pred and label).
+
+    Items without ``ignore_key`` (images with nothing to ignore) pass unchanged.
+    """
+
+    def __init__(self, keys: KeysCollection, ignore_key: str = "ignore", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.ignore_key = ignore_key
+        self.inner = ExcludeIgnored()
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        if d.get(self.ignore_key) is None:
+            return d
+        for key in self.key_iterator(d):
+            d[key] = self.inner(d[key], d[self.ignore_key])
         return d

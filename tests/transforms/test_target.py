@@ -29,3 +29,24 @@ def test_three_level_target_and_level_map():
 def test_unknown_task():
     with pytest.raises(ValueError, match="choose one of"):
         SegTargetd("heart")
+
+
+def test_exclude_ignored_removes_pixels_from_dice():
+    from monai.metrics import DiceMetric
+
+    from monaicxr.transforms import ExcludeIgnored, ExcludeIgnoredd
+
+    label = torch.zeros(1, 4, 4)
+    label[:, :2, :] = 1
+    pred = label.clone()
+    pred[:, 3, :] = 1  # 4 false-positive pixels in row 3 ...
+    ignore = torch.zeros(1, 4, 4)
+    ignore[:, 3, :] = 1  # ... all inside the ignored region
+    before = DiceMetric()(pred[None], label[None]).item()
+    d = ExcludeIgnoredd(keys=["pred", "label"])({"pred": pred, "label": label, "ignore": ignore})
+    after = DiceMetric()(d["pred"][None], d["label"][None]).item()
+    assert before == pytest.approx(2 * 8 / (12 + 8)) and after == pytest.approx(1.0)
+    onehot = torch.cat([1 - pred, pred])
+    masked = ExcludeIgnored()(onehot, ignore)
+    assert torch.equal(masked[:, 3, :], torch.tensor([[1.0] * 4, [0.0] * 4]))
+    assert ExcludeIgnoredd(keys="pred")({"pred": pred})["pred"] is pred  # no ignore mask: unchanged
