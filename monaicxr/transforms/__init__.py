@@ -11,9 +11,25 @@ from .dictionary import (
     SnapToLevelsd,
     ThreeLevelLabeld,
 )
+from .postprocess import (
+    FillLungHoles,
+    FillLungHolesd,
+    KeepLargestLungs,
+    KeepLargestLungsd,
+    RestrictToLungs,
+    RestrictToLungsd,
+    Severityd,
+)
 from .target import SEG_TASKS, SegTargetd
 
 __all__ = [
+    "FillLungHoles",
+    "FillLungHolesd",
+    "KeepLargestLungs",
+    "KeepLargestLungsd",
+    "RestrictToLungs",
+    "RestrictToLungsd",
+    "Severityd",
     "SEG_TASKS",
     "BinarizeMask",
     "BinarizeMaskd",
