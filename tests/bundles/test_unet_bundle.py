@@ -232,3 +232,40 @@ def test_multi_gpu_overlay_runs_with_two_cpu_processes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_completed"] == 2
     assert (out / "models" / "model.pt").is_file()
+
+
+def test_three_level_inference_writes_level_masks(trained, tmp_path):
+    """inference.json with task 3level snaps to 0 / 125 / 255 (weights of any 1-channel net of this shape fit)."""
+    image = sorted((trained / "synthetic_phantoms" / "images").glob("*.png"))[0]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / image.name).write_bytes(image.read_bytes())
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / "inference.json"),
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=False,
+        workflow_type="infer",
+        input_dir=str(folder),
+        output_dir=str(tmp_path / "pred"),
+        ckpt_path=str(trained / "models" / "model.pt"),
+        spatial_size=TINY["spatial_size"],
+        features=TINY["features"],
+        task="3level",
+    )
+    wf.initialize()
+    _run(wf)
+    mask = np.asarray(Image.open(tmp_path / "pred" / f"{image.stem}_mask.png"))
+    assert mask.shape == np.asarray(Image.open(image)).shape
+    assert set(np.unique(mask)) <= {0, 125, 255}
+
+
+def test_study_schedule_overlay_builds_the_studies_network():
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "study_schedule.json")])
+    assert parser["spatial_size"] == [256, 256] and parser["batch_size"] == 16 and parser["num_epochs"] == 100
+    assert parser["learning_rate"] == 1e-4
+    net = parser.get_parsed_content("network_def")
+    with torch.no_grad():
+        assert net.eval()(torch.rand(1, 1, 256, 256)).shape == (1, 1, 256, 256)
