@@ -5,6 +5,7 @@ from __future__ import annotations
 from .checkpoints import latest_checkpoint
 from .classification import ClassificationReportHandler
 from .overlay import OverlaySaver
+from .rows import RowsCSVWriter
 from .summary import RunSummary
 
-__all__ = ["ClassificationReportHandler", "OverlaySaver", "RunSummary", "latest_checkpoint"]
+__all__ = ["ClassificationReportHandler", "OverlaySaver", "RowsCSVWriter", "RunSummary", "latest_checkpoint"]

@@ -257,6 +257,13 @@ def test_three_level_inference_writes_level_masks(trained, tmp_path):
     mask = np.asarray(Image.open(tmp_path / "pred" / f"{image.stem}_mask.png"))
     assert mask.shape == np.asarray(Image.open(image)).shape
     assert set(np.unique(mask)) <= {0, 125, 255}
+    rows = list(csv.DictReader((tmp_path / "pred" / "severity.csv").open()))
+    assert len(rows) == 1 and Path(rows[0]["image"]).name == image.name
+    lung, infected = int((mask >= 125).sum()), int((mask == 255).sum())
+    if lung:  # severity is computed on the same post-processed maps that were saved
+        assert float(rows[0]["total_fraction"]) == pytest.approx(infected / lung, abs=1e-6)
+    else:
+        assert rows[0]["total_fraction"] == "" and rows[0]["total_reason"] == "no lung"
 
 
 def test_study_schedule_overlay_builds_the_studies_network():
