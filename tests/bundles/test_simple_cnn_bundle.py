@@ -1,0 +1,195 @@
+"""bundles/simple_cnn: train -> evaluate -> inference on tiny synthetic phantoms, imbalance options, metadata.
+
+Everything runs on the CPU at 32 x 32 with a narrow SimpleCNN, so each training takes seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+from sklearn.metrics import accuracy_score
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "simple_cnn"
+CONFIGS = BUNDLE / "configs"
+CLASSES = ["COVID-19", "Non-COVID", "Normal"]
+
+TINY = {
+    "spatial_size": [32, 32],
+    "conv_channels": [4, 4, 4],
+    "dense": [16, 8],
+    "synthetic_per_class": 6,
+    "batch_size": 8,
+    "val_batch_size": 8,
+    "num_workers": 0,
+    "show_progress": False,
+    "save_gallery": False,
+}
+
+
+def _workflow(output_dir: Path, *overlays: str, workflow_type: str = "train", **override) -> ConfigWorkflow:
+    files = [str(CONFIGS / "train.json")] + [str(CONFIGS / name) for name in overlays]
+    args = {**TINY, "output_dir": str(output_dir), **override}
+    wf = ConfigWorkflow(
+        config_file=files,
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=False,
+        workflow_type=workflow_type,
+        **args,
+    )
+    wf.initialize()
+    return wf
+
+
+def _messages(exc: BaseException) -> str:
+    """The messages of an exception and of everything it was raised from (config errors wrap the cause)."""
+    parts = []
+    while exc is not None:
+        parts.append(str(exc))
+        exc = exc.__cause__
+    return " | ".join(parts)
+
+
+def _run(wf: ConfigWorkflow):
+    wf.run()
+    wf.finalize()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One training run through the exact user command (a subprocess of ``python -m monai.bundle run``)."""
+    out = tmp_path_factory.mktemp("simple_cnn_train")
+    overrides = {**TINY, "num_epochs": 2, "output_dir": str(out)}
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "bundles/simple_cnn/train.json"]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", value if isinstance(value, str) else repr(value)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def test_train_writes_model_summary_and_report(trained):
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["epochs_completed"] == 2
+    assert summary["data"]["synthetic"] is True and summary["data"]["classes"] == CLASSES
+    assert summary["key_metric"] == "val_accuracy" and 0.0 <= summary["best_metric"] <= 1.0
+    assert {"val_accuracy", "val_loss"} <= set(summary["last_validation"])
+    assert (trained / "models" / "model.pt").is_file()
+    assert (trained / "checkpoints" / "checkpoint_epoch=2.pt").is_file()
+    assert (trained / "metrics" / "metrics.csv").is_file()
+    report = json.loads((trained / "eval_report" / "classification_report.json").read_text())
+    assert list(report["per_class"]) == CLASSES
+    assert report["accuracy"] == pytest.approx(summary["last_validation"]["val_accuracy"])
+    for name in ("predictions.csv", "confusion_matrix.csv", "classification_report.txt"):
+        assert (trained / "eval_report" / name).is_file()
+
+
+def test_evaluate_accuracy_matches_sklearn(trained):
+    wf = _workflow(trained, "evaluate.json", workflow_type="eval", ckpt_path=str(trained / "models" / "model.pt"))
+    _run(wf)
+    report = json.loads((trained / "eval" / "classification_report.json").read_text())
+    rows = list(csv.DictReader((trained / "eval" / "predictions.csv").open()))
+    test = json.loads((trained / "datalist.json").read_text())["test"]
+    assert len(rows) == len(test) > 0
+    assert {r["image"] for r in rows} == {item["image"] for item in test}
+    expected = accuracy_score([r["true"] for r in rows], [r["pred"] for r in rows])
+    assert report["accuracy"] == pytest.approx(expected)
+
+
+def test_inference_writes_one_row_per_image(trained, tmp_path):
+    images = sorted((trained / "synthetic_phantoms" / "images").glob("*.png"))[:3]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in images:
+        (folder / p.name).write_bytes(p.read_bytes())
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / "inference.json"),
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=False,
+        workflow_type="infer",
+        input_dir=str(folder),
+        output_dir=str(tmp_path / "pred"),
+        ckpt_path=str(trained / "models" / "model.pt"),
+        spatial_size=TINY["spatial_size"],
+        conv_channels=TINY["conv_channels"],
+        dense=TINY["dense"],
+    )
+    wf.initialize()
+    _run(wf)
+    rows = list(csv.reader((tmp_path / "pred" / "predictions.csv").open()))
+    assert sorted(Path(r[0]).name for r in rows) == [p.name for p in images]
+    for r in rows:
+        probs = [float(v) for v in r[1:]]
+        assert len(probs) == len(CLASSES) and sum(probs) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_mistyped_dataset_dir_is_an_error(tmp_path):
+    wf = _workflow(tmp_path / "out", dataset_dir=str(tmp_path / "no_such_folder"), num_epochs=1)
+    with pytest.raises(Exception) as info:
+        wf.run()
+    assert "no_such_folder" in _messages(info.value) and "does not exist" in _messages(info.value)
+
+
+def test_class_weighted_loss_and_weighted_sampler(tmp_path):
+    wf = _workflow(tmp_path, num_epochs=1, class_weighted_loss=True, weighted_sampler=True)
+    labels = [d["class_index"] for d in wf.parser.get_parsed_content("data")["training"]]
+    counts = torch.bincount(torch.tensor(labels), minlength=len(CLASSES)).float()
+    weights = wf.parser.get_parsed_content("class_weights")
+    assert torch.allclose(weights, len(labels) / (len(CLASSES) * counts))
+    assert torch.allclose(wf.parser.get_parsed_content("loss").weight.cpu(), weights)
+    assert isinstance(wf.parser.get_parsed_content("train#sampler"), torch.utils.data.WeightedRandomSampler)
+    _run(wf)
+    assert json.loads((tmp_path / "summary.json").read_text())["epochs_completed"] == 1
+
+
+def test_metadata_validates_and_matches_the_network():
+    from monai.bundle import ConfigParser, verify_metadata
+
+    verify_metadata(
+        meta_file=str(CONFIGS / "metadata.json"), filepath=str(Path(__file__).with_name("meta_schema_subset.json"))
+    )
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    assert meta["class_names"] == CLASSES
+    shape = meta["network_data_format"]["inputs"]["image"]["spatial_shape"]
+    for config in ("train.json", "inference.json"):
+        parser = ConfigParser()
+        parser.read_config(str(CONFIGS / config))
+        assert parser["class_names"] == CLASSES and parser["spatial_size"] == shape
+        net = parser.get_parsed_content("network_def").eval()
+        with torch.no_grad():
+            assert net(torch.rand(2, 1, *shape)).shape == (2, len(CLASSES))
+
+
+def test_binary_150_overlay_trains_one_sigmoid_output(tmp_path):
+    """The binary recipe at 96 x 96 (five valid 3x3 conv-pool stages need at least about 94 pixels)."""
+    wf = _workflow(
+        tmp_path, "binary_150.json", num_epochs=1, spatial_size=[96, 96], conv_channels=[2, 2, 2, 2, 2],
+        class_weighted_loss=True, weighted_sampler=True,
+    )  # fmt: skip
+    net = wf.parser.get_parsed_content("network_def")
+    assert net(torch.rand(2, 1, 96, 96)).shape == (2, 1)
+    assert isinstance(wf.parser.get_parsed_content("optimizer"), torch.optim.RMSprop)
+    _run(wf)
+    report = json.loads((tmp_path / "eval_report" / "classification_report.json").read_text())
+    assert list(report["per_class"]) == ["not COVID-19", "COVID-19"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["last_validation"]["val_accuracy"] == pytest.approx(report["accuracy"])
+
+
+def test_binary_150_overlay_holds_the_recipe():
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "binary_150.json")])
+    assert parser["spatial_size"] == [150, 150] and parser["batch_size"] == 32 and parser["num_epochs"] == 12
+    sched = parser.get_parsed_content("lr_scheduler")
+    assert sched.mode == "max" and sched.factor == 0.3 and sched.patience == 2 and set(sched.min_lrs) == {1e-6}
+    with torch.no_grad():
+        assert parser.get_parsed_content("network_def").eval()(torch.rand(1, 1, 150, 150)).shape == (1, 1)
