@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundle_helpers import error_messages, make_workflow, run_workflow, train_with_cli
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -35,31 +36,11 @@ TINY = {
 
 
 def _workflow(output_dir: Path, *overlays: str, workflow_type: str = "train", **override) -> ConfigWorkflow:
-    files = [str(CONFIGS / "train.json")] + [str(CONFIGS / name) for name in overlays]
-    args = {**TINY, "output_dir": str(output_dir), **override}
-    wf = ConfigWorkflow(
-        config_file=files,
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=False,
-        workflow_type=workflow_type,
-        **args,
-    )
-    wf.initialize()
-    return wf
+    return make_workflow(CONFIGS, TINY, output_dir, *overlays, workflow_type=workflow_type, **override)
 
 
-def _messages(exc: BaseException) -> str:
-    """The messages of an exception and of everything it was raised from (config errors wrap the cause)."""
-    parts = []
-    while exc is not None:
-        parts.append(str(exc))
-        exc = exc.__cause__
-    return " | ".join(parts)
-
-
-def _run(wf: ConfigWorkflow):
-    wf.run()
-    wf.finalize()
+_messages = error_messages
+_run = run_workflow
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +48,7 @@ def trained(tmp_path_factory) -> Path:
     """One training run through the exact user command (a subprocess of ``python -m monai.bundle run``)."""
     out = tmp_path_factory.mktemp("unet_train")
     overrides = {**TINY, "num_epochs": 2, "output_dir": str(out)}
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "bundles/unet/train.json"]
-    for key, value in overrides.items():
-        cmd += [f"--{key}", value if isinstance(value, str) else repr(value)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = train_with_cli("bundles/unet/train.json", overrides)
     (out / "stdout.txt").write_text(proc.stdout + proc.stderr)
     return out
 

@@ -1,0 +1,49 @@
+"""Shared by the bundle tests: build a ConfigWorkflow with overrides, run the exact user command, read errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from monai.bundle import ConfigWorkflow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_workflow(configs: Path, base: dict, output_dir: Path, *overlays: str, workflow_type: str = "train", **override):
+    """``configs/train.json`` plus ``overlays`` with ``base`` and ``override`` applied, initialised."""
+    files = [str(configs / "train.json")] + [str(configs / name) for name in overlays]
+    wf = ConfigWorkflow(
+        config_file=files,
+        meta_file=str(configs / "metadata.json"),
+        logging_file=False,
+        workflow_type=workflow_type,
+        **{**base, "output_dir": str(output_dir), **override},
+    )
+    wf.initialize()
+    return wf
+
+
+def run_workflow(wf: ConfigWorkflow) -> None:
+    wf.run()
+    wf.finalize()
+
+
+def error_messages(exc: BaseException | None) -> str:
+    """The messages of an exception and of everything it was raised from (config errors wrap the cause)."""
+    parts = []
+    while exc is not None:
+        parts.append(str(exc))
+        exc = exc.__cause__
+    return " | ".join(parts)
+
+
+def train_with_cli(config_file: str, overrides: dict) -> subprocess.CompletedProcess:
+    """``python -m monai.bundle run --config_file <config_file> --key value ...`` from the repository root."""
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config_file]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", value if isinstance(value, str) else repr(value)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
