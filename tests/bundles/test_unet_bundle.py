@@ -97,6 +97,24 @@ def test_per_image_metrics_match_an_independent_dice(trained):
     assert len(list((trained / "eval" / "overlays").glob("*.png"))) == TINY["max_overlays"]
 
 
+def _infer(trained: Path, input_dir: Path, output_dir: Path, **override) -> None:
+    """Run the standalone inference.json with the tiny network the ``trained`` fixture produced."""
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / "inference.json"),
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=False,
+        workflow_type="infer",
+        input_dir=str(input_dir),
+        output_dir=str(output_dir),
+        ckpt_path=str(trained / "models" / "model.pt"),
+        spatial_size=TINY["spatial_size"],
+        features=TINY["features"],
+        **override,
+    )
+    wf.initialize()
+    _run(wf)
+
+
 def test_inference_writes_masks_at_the_original_size(trained, tmp_path):
     images = sorted((trained / "synthetic_phantoms" / "images").glob("*.png"))[:2]
     folder = tmp_path / "in"
@@ -104,19 +122,7 @@ def test_inference_writes_masks_at_the_original_size(trained, tmp_path):
     for p in images:
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "notes.txt").write_text("not an image")  # left out with a warning, not an error
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / "inference.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=False,
-        workflow_type="infer",
-        input_dir=str(folder),
-        output_dir=str(tmp_path / "pred"),
-        ckpt_path=str(trained / "models" / "model.pt"),
-        spatial_size=TINY["spatial_size"],
-        features=TINY["features"],
-    )
-    wf.initialize()
-    _run(wf)
+    _infer(trained, folder, tmp_path / "pred")
     for p in images:
         mask = np.asarray(Image.open(tmp_path / "pred" / f"{p.stem}_mask.png"))
         assert mask.shape == np.asarray(Image.open(p)).shape
@@ -217,20 +223,7 @@ def test_three_level_inference_writes_level_masks(trained, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / image.name).write_bytes(image.read_bytes())
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / "inference.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=False,
-        workflow_type="infer",
-        input_dir=str(folder),
-        output_dir=str(tmp_path / "pred"),
-        ckpt_path=str(trained / "models" / "model.pt"),
-        spatial_size=TINY["spatial_size"],
-        features=TINY["features"],
-        task="3level",
-    )
-    wf.initialize()
-    _run(wf)
+    _infer(trained, folder, tmp_path / "pred", task="3level")
     mask = np.asarray(Image.open(tmp_path / "pred" / f"{image.stem}_mask.png"))
     assert mask.shape == np.asarray(Image.open(image)).shape
     assert set(np.unique(mask)) <= {0, 125, 255}
