@@ -13,6 +13,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .fingerprint import compute_fingerprint, write_fingerprint
 from .records import DatasetError, IndexResult, write_datalist
 from .registry import index_dataset
@@ -62,6 +64,7 @@ def prepare_datalist(
     synthetic_size: int = 256,
     synthetic_dir: str | None = None,
     fingerprint_masks: int | None = 500,
+    max_train_items: int | None = None,
 ) -> dict:
     """Index, split and describe a dataset, and return its datalist.
 
@@ -86,6 +89,9 @@ def prepare_datalist(
         splits_file: reuse this split file instead of making one (ids must match the dataset).
         synthetic_per_class, synthetic_size, synthetic_dir: the phantom set used when no data is given.
         fingerprint_masks: at most this many masks are decoded for the fingerprint's pixel statistics.
+        max_train_items: keep at most this many training items, a seeded (``split_seed``) class-stratified
+            subset, for short schedules on slow machines; validation and test are never reduced. The datalist
+            records it as ``"training_subset": {"kept": n, "of": total, "seed": s}`` and the log says so.
 
     Returns:
         ``{"training": [...], "validation": [...], "test": [...], "classes": [...], "source": str,
@@ -111,6 +117,81 @@ def _distributed() -> bool:
 
 
 def _prepare(
+    output_dir: str,
+    dataset_dir: str | None,
+    datalist_file: str | None,
+    task: str,
+    layout: str,
+    split_mode: str,
+    ratios: Sequence[float],
+    split_seed: int,
+    splits_file: str | None,
+    synthetic_per_class: int,
+    synthetic_size: int,
+    synthetic_dir: str | None,
+    fingerprint_masks: int | None,
+    max_train_items: int | None,
+) -> dict:
+    content = _prepare_full(
+        output_dir,
+        dataset_dir,
+        datalist_file,
+        task,
+        layout,
+        split_mode,
+        ratios,
+        split_seed,
+        splits_file,
+        synthetic_per_class,
+        synthetic_size,
+        synthetic_dir,
+        fingerprint_masks,
+    )
+    if max_train_items is None or len(content.get("training", [])) <= max_train_items:
+        return content
+    total = len(content["training"])
+    content["training"] = stratified_subset(content["training"], max_train_items, seed=split_seed)
+    content["training_subset"] = {"kept": len(content["training"]), "of": total, "seed": split_seed}
+    logger.warning(
+        "max_train_items=%d: training on a class-stratified subset of %d of %d training items (seed %d); "
+        "validation and test are complete",
+        max_train_items,
+        len(content["training"]),
+        total,
+        split_seed,
+    )
+    (Path(output_dir) / "datalist.json").write_text(json.dumps(content, indent=2))
+    return content
+
+
+def stratified_subset(items: list[dict], n: int, seed: int = 0) -> list[dict]:
+    """A seeded subset of ``n`` datalist items keeping each ``class_name``'s share (largest remainders).
+
+    Written by hand: a few lines, and neither MONAI nor the runtime dependencies have a stratified sampler over
+    dicts. Items without a class count as one class. The order of the kept items is their original order.
+
+    Raises:
+        ValueError: for ``n < 1``.
+    """
+    if n < 1:
+        raise ValueError(f"max_train_items must be at least 1, got {n}")
+    if n >= len(items):
+        return list(items)
+    by_class: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        by_class.setdefault(str(item.get("class_name")), []).append(i)
+    quotas = {c: n * len(idx) / len(items) for c, idx in by_class.items()}
+    counts = {c: int(q) for c, q in quotas.items()}
+    for c in sorted(quotas, key=lambda c: (counts[c] - quotas[c], c))[: n - sum(counts.values())]:
+        counts[c] += 1
+    rng = np.random.default_rng(seed)
+    kept: list[int] = []
+    for c, idx in sorted(by_class.items()):
+        kept.extend(rng.choice(idx, size=counts[c], replace=False).tolist())
+    return [items[i] for i in sorted(kept)]
+
+
+def _prepare_full(
     output_dir: str,
     dataset_dir: str | None,
     datalist_file: str | None,

@@ -1,6 +1,7 @@
 """Segmentation losses selectable by name from a bundle config.
 
-MONAI provides the losses themselves (:class:`monai.losses.DiceLoss`, :class:`monai.losses.DiceCELoss`);
+MONAI provides the losses themselves (:class:`monai.losses.DiceLoss`, :class:`monai.losses.DiceCELoss`,
+:class:`monai.losses.FocalLoss`, :class:`monai.losses.DiceFocalLoss`, :class:`monai.losses.TverskyLoss`);
 this module only maps the names the bundles use to configured instances, and
 adds the two small pieces MONAI lacks: a mean-squared error on sigmoid outputs (the 3-level regression target
 of the studies) and a wrapper that excludes "ignore" pixels carried as an extra target channel.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from monai.losses import DiceCELoss, DiceLoss
+from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, FocalLoss, TverskyLoss
 from torch import nn
 
 __all__ = ["SigmoidMSELoss", "IgnoreChannelLoss", "segmentation_loss", "SEGMENTATION_LOSSES"]
@@ -66,12 +67,31 @@ class IgnoreChannelLoss(nn.Module):
 
 # name -> (terms as (factory, is_pixel_mean), tasks it is meaningful for). Binary tasks output one logit
 # channel; the 3-level task regresses one channel to the levels 0 / 0.5 / 1, where only pixel losses fit.
-# "dicece" equals monai.losses.DiceCELoss(sigmoid=True) (Dice + BCE with logits, both weighted 1).
+# "dicece" equals monai.losses.DiceCELoss(sigmoid=True) (Dice + BCE with logits, both weighted 1) and "dicefocal"
+# monai.losses.DiceFocalLoss(sigmoid=True); "tversky" weights false negatives more than false positives
+# (alpha 0.3, beta 0.7, the usual setting for small lesions such as infection).
+TVERSKY_ALPHA_BETA = (0.3, 0.7)
+FOCAL_GAMMA = 2.0
 SEGMENTATION_LOSSES: dict[str, tuple[tuple[tuple[Callable[[], nn.Module], bool], ...], tuple[str, ...]]] = {
     "dice": (((lambda: DiceLoss(sigmoid=True), False),), ("lung", "infection")),
     "bce": (((nn.BCEWithLogitsLoss, True),), ("lung", "infection", "3level")),
     "dicece": (((lambda: DiceLoss(sigmoid=True), False), (nn.BCEWithLogitsLoss, True)), ("lung", "infection")),
     "mse": (((SigmoidMSELoss, True),), ("3level",)),
+    "focal": (((lambda: FocalLoss(gamma=FOCAL_GAMMA), True),), ("lung", "infection")),
+    "dicefocal": (
+        ((lambda: DiceLoss(sigmoid=True), False), (lambda: FocalLoss(gamma=FOCAL_GAMMA), True)),
+        ("lung", "infection"),
+    ),
+    "tversky": (
+        ((lambda: TverskyLoss(sigmoid=True, alpha=TVERSKY_ALPHA_BETA[0], beta=TVERSKY_ALPHA_BETA[1]), False),),
+        ("lung", "infection"),
+    ),
+}
+
+# the plain MONAI losses equal to the multi-term entries, returned when ignore_channel=False
+_PLAIN_COMBINED: dict[str, Callable[[], nn.Module]] = {
+    "dicece": lambda: DiceCELoss(sigmoid=True),
+    "dicefocal": lambda: DiceFocalLoss(sigmoid=True, gamma=FOCAL_GAMMA),
 }
 
 
@@ -79,7 +99,8 @@ def segmentation_loss(name: str, task: str = "lung", ignore_channel: bool = True
     """Build the loss called ``name`` for ``task`` ("lung", "infection" or "3level").
 
     Args:
-        name: one of :data:`SEGMENTATION_LOSSES` (``dice``, ``bce``, ``dicece``, ``mse``).
+        name: one of :data:`SEGMENTATION_LOSSES` (``dice``, ``bce``, ``dicece``, ``mse``, ``focal``,
+            ``dicefocal``, ``tversky``).
         task: the segmentation task; a loss that does not fit the task is refused with the valid choices.
         ignore_channel: build an :class:`IgnoreChannelLoss` so an extra ignore channel in the target is honoured;
             with ``False`` the plain MONAI / torch loss is returned.
@@ -98,5 +119,5 @@ def segmentation_loss(name: str, task: str = "lung", ignore_channel: bool = True
     if not ignore_channel and len(terms) == 1:
         return terms[0][0]()
     if not ignore_channel:
-        return DiceCELoss(sigmoid=True)
+        return _PLAIN_COMBINED[key]()
     return IgnoreChannelLoss([(factory(), pixel_mean) for factory, pixel_mean in terms])

@@ -126,3 +126,30 @@ def test_list_images_without_images(tmp_path, build):
     build(folder)
     with pytest.raises(DatasetError, match="inbox"):
         list_images(folder)
+
+
+def test_stratified_subset_keeps_class_shares_and_is_seeded():
+    from monaicxr.data.prepare import stratified_subset
+
+    items = [{"id": i, "class_name": "a" if i < 60 else "b" if i < 90 else "c"} for i in range(100)]
+    sub = stratified_subset(items, 10, seed=3)
+    names = [item["class_name"] for item in sub]
+    assert (names.count("a"), names.count("b"), names.count("c")) == (6, 3, 1)
+    assert sub == stratified_subset(items, 10, seed=3)
+    assert sub != stratified_subset(items, 10, seed=4)
+    assert [item["id"] for item in sub] == sorted(item["id"] for item in sub)
+    assert stratified_subset(items, 500) == items
+    with pytest.raises(ValueError, match="at least 1"):
+        stratified_subset(items, 0)
+
+
+def test_max_train_items_reduces_training_only(tmp_path):
+    full = prepare_datalist(str(tmp_path / "full"), task="classification", split_mode="ratios", **SMALL)
+    small = prepare_datalist(
+        str(tmp_path / "small"), task="classification", split_mode="ratios", max_train_items=2, **SMALL
+    )
+    assert len(small["training"]) == 2 < len(full["training"])
+    assert small["training_subset"] == {"kept": 2, "of": len(full["training"]), "seed": 0}
+    assert [Path(i["image"]).name for i in small["validation"]] == [Path(i["image"]).name for i in full["validation"]]
+    assert {item["id"] for item in small["training"]} <= {item["id"] for item in full["training"]}
+    assert json.loads((tmp_path / "small" / "datalist.json").read_text()) == small

@@ -2,11 +2,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from monai.losses import DiceCELoss, DiceLoss
+from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, FocalLoss, TverskyLoss
 
 from monaicxr.losses import IgnoreChannelLoss, SigmoidMSELoss, segmentation_loss
 
-CASES = [("dice", "lung"), ("bce", "infection"), ("dicece", "lung"), ("mse", "3level"), ("bce", "3level")]
+CASES = [
+    ("dice", "lung"),
+    ("bce", "infection"),
+    ("dicece", "lung"),
+    ("mse", "3level"),
+    ("bce", "3level"),
+    ("focal", "infection"),
+    ("dicefocal", "infection"),
+    ("tversky", "infection"),
+]
 
 
 @pytest.mark.parametrize("name,task", CASES)
@@ -28,6 +37,9 @@ def test_wrong_loss_for_task_lists_valid_ones():
 def test_names_map_to_monai_losses():
     assert isinstance(segmentation_loss("dice", ignore_channel=False), DiceLoss)
     assert isinstance(segmentation_loss("dicece", ignore_channel=False), DiceCELoss)
+    assert isinstance(segmentation_loss("dicefocal", ignore_channel=False), DiceFocalLoss)
+    assert isinstance(segmentation_loss("focal", ignore_channel=False), FocalLoss)
+    assert isinstance(segmentation_loss("tversky", ignore_channel=False), TverskyLoss)
 
 
 def test_sigmoid_mse_matches_definition():
@@ -63,3 +75,24 @@ def test_dicece_matches_monai_without_ignore_channel():
     pred, target = torch.randn(2, 1, 6, 6), (torch.rand(2, 1, 6, 6) > 0.5).float()
     ours = segmentation_loss("dicece", task="lung")(pred, target)
     assert float(ours) == pytest.approx(float(DiceCELoss(sigmoid=True)(pred, target)), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["dicefocal", "tversky", "focal"])
+def test_loss_study_losses_match_monai_without_ignore_channel(name):
+    pred, target = torch.randn(2, 1, 6, 6), (torch.rand(2, 1, 6, 6) > 0.5).float()
+    reference = {
+        "dicefocal": DiceFocalLoss(sigmoid=True, gamma=2.0),
+        "tversky": TverskyLoss(sigmoid=True, alpha=0.3, beta=0.7),
+        "focal": FocalLoss(gamma=2.0),
+    }[name]
+    ours = segmentation_loss(name, task="infection")(pred, target)
+    assert float(ours) == pytest.approx(float(reference(pred, target)), rel=1e-5)
+
+
+def test_tversky_punishes_missed_infection_more_than_false_alarms():
+    loss = segmentation_loss("tversky", task="infection")
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., :4, :] = 1
+    missed = torch.where(target > 0, -6.0, -6.0)  # predicts nothing: all infection missed
+    false_alarm = torch.full((1, 1, 8, 8), 6.0)  # predicts everything: as many false positives as positives
+    assert float(loss(missed, target)) > float(loss(false_alarm, target))
