@@ -12,6 +12,7 @@ Example::
     monaicxr index ../shared/data/covidqu_infection --out runs/cq --task infection
     monaicxr fingerprint ../shared/data/covidqu_infection --out runs/cq/fingerprint.json --max-masks 200
     monaicxr phantoms /tmp/phantoms --per-class 8 --size 128
+    monaicxr summarize runs/loss_study/*
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monaicxr import __version__
+from monaicxr.cli.segment_classify import add_commands as add_segment_classify_commands
+from monaicxr.cli.summarize import add_commands as add_summarize_commands
 from monaicxr.data.records import DatasetError
 from monaicxr.data.registry import INDEXERS, detect_layout, index_dataset
 
@@ -152,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     p.set_defaults(func=_cmd_phantoms)
+
+    add_segment_classify_commands(sub, common)  # predict-lungs, compare-masking
+    add_summarize_commands(sub, common)
     return parser
 
 
