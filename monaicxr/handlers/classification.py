@@ -45,7 +45,8 @@ class ClassificationReportHandler:
         save_images: keep up to ``max_gallery`` correct and ``max_gallery`` incorrect images for ``gallery.png``.
         max_gallery: see ``save_images``.
         activation: ``"softmax"`` or ``"sigmoid"`` when ``pred`` holds logits (applied with MONAI's
-            ``Activations``; the logits also go to ``predictions.csv``), ``None`` when it holds probabilities.
+            ``Activations``; the logits also go to ``predictions.csv``, as a single ``logit_<class_names[1]>``
+            column for a single sigmoid output), ``None`` when it holds probabilities.
         step_transform: maps the engine to the TensorBoard step; the engine's epoch when omitted (pass
             ``lambda _: trainer.state.epoch`` for validation during training).
 

@@ -173,7 +173,10 @@ def write_classification_outputs(
         class_names: C names.
         image_paths: N paths (or identifiers) for ``predictions.csv``; ``sample_<i>`` when omitted.
         logits: optional (N, C) logits, added to ``predictions.csv`` as ``logit_<class>`` columns so that a
-            temperature can be fitted later (:func:`~monaicxr.metrics.classification.fit_temperature`).
+            temperature can be fitted later (:func:`~monaicxr.metrics.classification.fit_temperature`). A single
+            sigmoid logit per image ((N,) or (N, 1)) is written as one column, ``logit_<class_names[1]>``: the
+            network has no logit for the negative class (its probability column ``p_<class_names[0]>`` is
+            ``1 - p``).
         images: optional N 2D arrays (or None for samples not kept) for ``gallery.png``.
         summary_writer: optional ``torch.utils.tensorboard.SummaryWriter``: gets the confusion matrix figure and
             the scalar metrics under ``classification/``.
@@ -199,6 +202,8 @@ def write_classification_outputs(
     z = None if logits is None else _as_logits(logits)
     if z is not None and z.shape != p.shape:
         raise ValueError(f"logits shape {tuple(z.shape)} does not match probabilities {tuple(p.shape)}.")
+    # one sigmoid logit: _as_logits pads it to (0, z); write z alone rather than a constant column of zeros
+    single_logit = logits is not None and np.prod(np.shape(logits)[1:], dtype=int) == 1 and c == 2
     pred, truth = p.argmax(1).tolist(), y.tolist()
     written: dict[str, Path] = {}
 
@@ -221,11 +226,15 @@ def write_classification_outputs(
     written["predictions_csv"] = out / "predictions.csv"
     with open(written["predictions_csv"], "w", newline="") as f:
         w = csv.writer(f)
-        logit_cols = [] if z is None else [f"logit_{name}" for name in names]
+        logit_names = [] if z is None else names[1:] if single_logit else names
+        logit_cols = [f"logit_{name}" for name in logit_names]
         w.writerow(["image", "true", "pred", *[f"p_{name}" for name in names], *logit_cols, "correct"])
         for i in range(n):
-            extra = [] if z is None else [f"{v:.6g}" for v in z[i].tolist()]
-            probs_i = [f"{v:.6f}" for v in p[i].tolist()]
+            # 9 significant digits keep every float32 value apart: metrics recomputed from the file (ROC AUC
+            # ranks the probabilities) then match the report even where an untrained network's outputs differ
+            # only in the seventh decimal
+            extra = [] if z is None else [f"{v:.9g}" for v in z[i, -len(logit_names) :].tolist()]
+            probs_i = [f"{v:.9g}" for v in p[i].tolist()]
             correct = "yes" if pred[i] == truth[i] else "no"
             w.writerow([paths[i], names[truth[i]], names[pred[i]], *probs_i, *extra, correct])
 

@@ -9,6 +9,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from bundle_helpers import error_messages, make_workflow, run_workflow, train_with_cli
@@ -156,6 +157,13 @@ def test_binary_150_overlay_trains_one_sigmoid_output(tmp_path):
     assert list(report["per_class"]) == ["not COVID-19", "COVID-19"]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["last_validation"]["val_accuracy"] == pytest.approx(report["accuracy"])
+    # one sigmoid logit: p(not COVID-19) = 1 - p(COVID-19), and no invented logit for the negative class
+    rows = list(csv.DictReader((tmp_path / "eval_report" / "predictions.csv").open()))
+    assert list(rows[0]) == ["image", "true", "pred", "p_not COVID-19", "p_COVID-19", "logit_COVID-19", "correct"]
+    for r in rows:
+        p = float(r["p_COVID-19"])
+        assert p == pytest.approx(float(torch.sigmoid(torch.tensor(float(r["logit_COVID-19"])))), abs=1e-6)
+        assert float(r["p_not COVID-19"]) == pytest.approx(1 - p, abs=1e-6)
 
 
 def test_binary_150_overlay_holds_the_recipe():
@@ -168,3 +176,92 @@ def test_binary_150_overlay_holds_the_recipe():
     assert sched.mode == "max" and sched.factor == 0.3 and sched.patience == 2 and set(sched.min_lrs) == {1e-6}
     with torch.no_grad():
         assert parser.get_parsed_content("network_def").eval()(torch.rand(1, 1, 150, 150)).shape == (1, 1)
+
+
+def test_augment_imbalance_overlay(tmp_path):
+    """The 3-class recipe with a weighted sampler and random affine / contrast augmentation after the cache."""
+    wf = _workflow(tmp_path, "augment_imbalance.json", num_epochs=1)
+    assert isinstance(wf.parser.get_parsed_content("train#sampler"), torch.utils.data.WeightedRandomSampler)
+    names = [type(t).__name__ for t in wf.parser.get_parsed_content("train#preprocessing").transforms]
+    assert names[-2:] == ["RandAffined", "RandAdjustContrastd"]
+    _run(wf)
+    assert json.loads((tmp_path / "summary.json").read_text())["epochs_completed"] == 1
+
+
+RADIOGRAPHY = ["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]
+
+
+def _radiography_tree(root: Path, per_class: int = 4) -> Path:
+    """The older COVID-19 Radiography Database layout (``<class>/<name>.png``) with small noise images."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, cls in enumerate(RADIOGRAPHY):
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (40, 40)).astype(np.uint8) // (k + 1)  # darker per class
+            Image.fromarray(pixels).save(root / cls / f"{cls}-{i + 1}.png")
+    return root
+
+
+def test_radiography_4class_overlay_trains_four_classes(tmp_path):
+    data = _radiography_tree(tmp_path / "radiography")
+    wf = _workflow(
+        tmp_path / "out", "radiography_4class.json", num_epochs=1, dataset_dir=str(data),
+        split_ratios=[0.5, 0.25, 0.25],
+    )  # fmt: skip
+    assert wf.parser.get_parsed_content("num_classes") == 4
+    _run(wf)
+    report = json.loads((tmp_path / "out" / "eval_report" / "classification_report.json").read_text())
+    assert list(report["per_class"]) == RADIOGRAPHY
+    assert all(m["support"] == 1 for m in report["per_class"].values())
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["data"]["source"] == "radiography" and summary["data"]["classes"] == RADIOGRAPHY
+
+
+def test_radiography_4class_overlay_refuses_three_class_data(tmp_path):
+    """The overlay on the default (3-class phantom) data stops before training, naming the unknown classes."""
+    wf = _workflow(tmp_path, "radiography_4class.json", num_epochs=1)
+    with pytest.raises(Exception) as info:
+        wf.run()
+    assert "['COVID-19', 'Non-COVID'] are not among the bundle's classes" in _messages(info.value)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+BAD_DATALISTS = {
+    "label outside the classes": ({"training": [0, 1, 2, 7], "validation": [0, 1, 2]}, "train_3.png has class 7"),
+    "single-class training split": ({"training": [1, 1, 1], "validation": [0, 1, 2]}, "single class, 'Non-COVID'"),
+    "class without validation images": ({"training": [0, 1, 2], "validation": [0, 2]}, "['Non-COVID'] have no validation"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_DATALISTS))
+def test_bad_classification_data_stops_before_training(tmp_path, case):
+    """The images do not even exist: the check runs before any image is loaded or the network is built."""
+    sections, expected = BAD_DATALISTS[case]
+    datalist = {"classes": CLASSES, "test": []}
+    for section, labels in sections.items():
+        prefix = "train" if section == "training" else "val"
+        datalist[section] = [{"image": f"/nowhere/{prefix}_{i}.png", "class_index": c} for i, c in enumerate(labels)]
+    path = tmp_path / "datalist.json"
+    path.write_text(json.dumps(datalist))
+    wf = _workflow(tmp_path / "out", datalist_file=str(path), num_epochs=1)
+    with pytest.raises(Exception) as info:
+        wf.run()
+    assert expected in _messages(info.value)
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_image_failing_to_load_mid_epoch_is_named(trained, tmp_path):
+    """Without caching, images load during the epoch; a damaged one stops training with its path."""
+    listed = json.loads((trained / "datalist.json").read_text())
+    damaged = tmp_path / "damaged.png"
+    good = Path(listed["training"][0]["image"]).read_bytes()
+    damaged.write_bytes(good[: len(good) // 2])
+    listed["training"].append({"image": str(damaged), "class_index": 0})
+    path = tmp_path / "datalist.json"
+    path.write_text(json.dumps(listed))
+    wf = _workflow(tmp_path / "out", datalist_file=str(path), num_epochs=1, cache_rate=0.0)
+    with pytest.raises(Exception) as info:
+        wf.run()
+    assert f"{damaged}: cannot be read as an image" in _messages(info.value)
