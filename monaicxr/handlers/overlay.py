@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from monai.utils import IgniteInfo, min_version, optional_import
 
-from monaicxr.io.overlay import render_overlay
+from monaicxr.io.overlay import add_caption, render_overlay
+from monaicxr.metrics.severity import format_severity
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
@@ -32,6 +34,10 @@ class OverlaySaver:
         summary_writer: an optional ``torch.utils.tensorboard.SummaryWriter`` to log the overlays as images.
         per_epoch: write into one sub-folder per trainer epoch (validation during training).
         tag: TensorBoard tag.
+        caption_key: optional key (or keys, one line each, labelled by key) of a per-image caption: a severity row of
+            :class:`monaicxr.transforms.Severityd` (formatted with
+            :func:`monaicxr.metrics.severity.format_severity`) or a string; written on a strip below the overlay.
+            Captioned overlays are enlarged to at least 256 pixels wide, so TensorBoard gets them uncaptioned.
     """
 
     def __init__(
@@ -45,6 +51,7 @@ class OverlaySaver:
         summary_writer=None,
         per_epoch: bool = True,
         tag: str = "val_overlay",
+        caption_key: str | Sequence[str] | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.max_images = max_images
@@ -53,7 +60,9 @@ class OverlaySaver:
         self.summary_writer = summary_writer
         self.per_epoch = per_epoch
         self.tag = tag
+        self.caption_key = caption_key
         self._items: list[tuple[str, np.ndarray]] = []
+        self._captions: list[str] = []
 
     def attach(self, engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
@@ -62,6 +71,7 @@ class OverlaySaver:
 
     def _reset(self, engine) -> None:
         self._items = []
+        self._captions = []
 
     def _collect(self, engine) -> None:
         output = engine.state.output
@@ -74,6 +84,23 @@ class OverlaySaver:
             truth = self._label_map(item[self.label_key]) if self.label_key and self.label_key in item else None
             name = Path(str(getattr(image, "meta", {}).get("filename_or_obj", f"item_{len(self._items)}"))).stem
             self._items.append((name, render_overlay(image, pred, truth)))
+            self._captions.append(self._caption(item))
+
+    def _caption(self, item) -> str:
+        keys = (
+            []
+            if not self.caption_key
+            else [self.caption_key]
+            if isinstance(self.caption_key, str)
+            else self.caption_key
+        )
+        lines = []
+        for key in keys:
+            value = item.get(key)
+            text = format_severity(value) if isinstance(value, dict) else str(value or "")
+            if text:
+                lines.append(f"{key}: {text}" if len(keys) > 1 else text)
+        return "\n".join(lines)
 
     def _label_map(self, x) -> np.ndarray:
         arr = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(x)
@@ -91,8 +118,8 @@ class OverlaySaver:
         folder.mkdir(parents=True, exist_ok=True)
         from PIL import Image
 
-        for name, rgb in self._items:
-            Image.fromarray(rgb).save(folder / f"{name}.png")
+        for (name, rgb), caption in zip(self._items, self._captions, strict=True):
+            Image.fromarray(add_caption(rgb, caption)).save(folder / f"{name}.png")
         if self.summary_writer is not None:
             grid = np.stack([rgb for _, rgb in self._items]).transpose(0, 3, 1, 2)
             self.summary_writer.add_images(self.tag, grid, engine.state.epoch, dataformats="NCHW")

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
-__all__ = ["CLASS_COLOURS", "render_overlay", "save_overlay"]
+__all__ = ["CLASS_COLOURS", "add_caption", "render_overlay", "save_overlay"]
 
 # label value -> RGB. 1: lung (blue), 2: infection (red). Reference outlines use the lighter tone.
 CLASS_COLOURS: dict[int, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
@@ -65,3 +65,39 @@ def save_overlay(path: str | Path, image, pred=None, truth=None, alpha: float = 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(render_overlay(image, pred, truth, alpha)).save(path)
     return path
+
+
+def add_caption(rgb: np.ndarray, text: str, min_width: int = 256) -> np.ndarray:
+    """Return ``rgb`` (H, W, 3 uint8) with ``text`` written on a black strip below it.
+
+    Small images are first enlarged (nearest neighbour) to at least ``min_width`` pixels wide so the text,
+    drawn with Pillow's built-in font (nothing is loaded from disk or the network), stays readable. Long text
+    is wrapped onto several lines. An empty ``text`` returns ``rgb`` unchanged.
+    """
+    if not text:
+        return rgb
+    from PIL import ImageDraw, ImageFont
+
+    img = Image.fromarray(rgb)
+    if img.width < min_width:
+        scale = -(-min_width // img.width)
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(img)
+    chars = max(8, img.width // max(1, int(draw.textlength("M", font=font))))
+    lines: list[str] = []
+    for para in str(text).split("\n"):
+        while len(para) > chars:
+            cut = para.rfind(" ", 0, chars)
+            cut = cut if cut > 0 else chars
+            lines.append(para[:cut])
+            para = para[cut:].lstrip()
+        lines.append(para)
+    box = draw.textbbox((0, 0), "Ag", font=font)
+    line_h = box[3] - box[1] + 4
+    out = Image.new("RGB", (img.width, img.height + line_h * len(lines) + 4))
+    out.paste(img, (0, 0))
+    draw = ImageDraw.Draw(out)
+    for i, line in enumerate(lines):
+        draw.text((3, img.height + 2 + i * line_h), line, fill=(255, 255, 255), font=font)
+    return np.asarray(out)

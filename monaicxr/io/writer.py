@@ -16,7 +16,7 @@ import torch
 from monai.transforms import MapTransform
 from PIL import Image
 
-from .overlay import render_overlay
+from .overlay import add_caption, render_overlay
 from .reader import read_cxr
 
 __all__ = ["SavePredictiond"]
@@ -36,6 +36,8 @@ class SavePredictiond(MapTransform):
         three_level: ``True`` if the prediction is always a level-index map (a 3-level model), ``False`` if it is
             always binary; ``None`` guesses from the values, which takes a 3-level map without any infection
             pixel (a normal radiograph) for a binary one and writes its lung as 255, the infection level.
+        caption_key: optional key of a per-image caption for the overlay: a severity row of
+            :class:`monaicxr.transforms.Severityd` or a string (see :func:`monaicxr.io.overlay.add_caption`).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class SavePredictiond(MapTransform):
         levels: tuple[int, ...] = (0, 125, 255),
         overlay: bool = True,
         three_level: bool | None = None,
+        caption_key: str | None = None,
     ) -> None:
         super().__init__(keys)
         self.output_dir = Path(output_dir)
@@ -55,6 +58,7 @@ class SavePredictiond(MapTransform):
         self.levels = np.asarray(levels, dtype=np.uint8)
         self.overlay = overlay
         self.three_level = three_level
+        self.caption_key = caption_key
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
@@ -79,5 +83,11 @@ class SavePredictiond(MapTransform):
                         "invert the resize (monai.transforms.Invertd) before saving"
                     )
                 shown = label * self.foreground_value if binary else label
-                Image.fromarray(render_overlay(image, shown)).save(self.output_dir / f"{source.stem}_overlay.png")
+                rgb = render_overlay(image, shown)
+                caption = d.get(self.caption_key) if self.caption_key else None
+                if caption:
+                    from monaicxr.metrics.severity import format_severity
+
+                    rgb = add_caption(rgb, format_severity(caption) if isinstance(caption, dict) else str(caption))
+                Image.fromarray(rgb).save(self.output_dir / f"{source.stem}_overlay.png")
         return d

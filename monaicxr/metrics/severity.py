@@ -30,7 +30,7 @@ from skimage.measure import label as cc_label
 
 from monaicxr.data.records import DatasetError
 
-__all__ = ["GRADES", "SIDES", "check_binary", "infection_fraction", "severity_grade", "split_lungs"]
+__all__ = ["GRADES", "SIDES", "check_binary", "format_severity", "infection_fraction", "severity_grade", "split_lungs"]
 
 GRADES = ("none", "mild", "moderate", "severe", "critical")
 SIDES = ("right", "left", "total")
@@ -158,3 +158,24 @@ def severity_grade(fraction: float | None, thresholds: Sequence[float] = (0.0, 0
     if f <= t[0]:
         return GRADES[0]
     return GRADES[1 + sum(f >= b for b in t[1:])]
+
+
+def format_severity(row: dict | None) -> str:
+    """One line for an overlay caption from a :class:`monaicxr.transforms.Severityd` row.
+
+    Example::
+
+        >>> format_severity({"right_fraction": 0.1, "right_grade": "mild", "left_fraction": None,
+        ...                  "left_reason": "lung not found", "total_fraction": 0.1, "total_grade": "mild"})
+        'R 10.0% mild | L lung not found | both 10.0% mild'
+    """
+    if not row:
+        return ""
+    parts = []
+    for side, short in (("right", "R"), ("left", "L"), ("total", "both")):
+        fraction = row.get(f"{side}_fraction")
+        if fraction is None:
+            parts.append(f"{short} {row.get(f'{side}_reason') or 'n/a'}")
+        else:
+            parts.append(f"{short} {100 * float(fraction):.1f}% {row.get(f'{side}_grade') or ''}".rstrip())
+    return " | ".join(parts)

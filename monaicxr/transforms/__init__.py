@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .array import BinarizeMask, ExcludeIgnored, LevelsToValues, ScaleByBitDepth, SnapToLevels, ThreeLevelLabel
+from .checks import INPUT_POLICIES, SegInputCheckd
 from .dictionary import (
     BinarizeMaskd,
     ExcludeIgnoredd,
@@ -11,11 +12,15 @@ from .dictionary import (
     SnapToLevelsd,
     ThreeLevelLabeld,
 )
+from .io import LoadCXRImage, LoadCXRImaged
+from .masking import MaskImage, MaskImaged, insert_after_loading
 from .postprocess import (
     FillLungHoles,
     FillLungHolesd,
     KeepLargestLungs,
     KeepLargestLungsd,
+    LevelMasks,
+    LevelMasksd,
     RestrictToLungs,
     RestrictToLungsd,
     Severityd,
@@ -23,6 +28,10 @@ from .postprocess import (
 from .target import SEG_TASKS, SegTargetd
 
 __all__ = [
+    "INPUT_POLICIES",
+    "LevelMasks",
+    "LevelMasksd",
+    "SegInputCheckd",
     "FillLungHoles",
     "FillLungHolesd",
     "KeepLargestLungs",
@@ -37,6 +46,11 @@ __all__ = [
     "ExcludeIgnoredd",
     "LevelsToValues",
     "LevelsToValuesd",
+    "LoadCXRImage",
+    "LoadCXRImaged",
+    "MaskImage",
+    "MaskImaged",
+    "insert_after_loading",
     "ScaleByBitDepth",
     "ScaleByBitDepthd",
     "SegTargetd",

@@ -38,6 +38,8 @@ __all__ = [
     "RestrictToLungs",
     "RestrictToLungsd",
     "Severityd",
+    "LevelMasks",
+    "LevelMasksd",
 ]
 
 logger = logging.getLogger(__name__)
@@ -199,4 +201,74 @@ class Severityd(MapTransform):
         for side in ("right", "left", "total"):
             result[f"{side}_grade"] = severity_grade(result[f"{side}_fraction"], self.thresholds)
         d[self.output_key] = result
+        return d
+
+
+class LevelMasks(Transform):
+    """Split a 3-level map into binary lung (level >= 1) and infection (level 2) masks, refusing other values.
+
+    The map may be an index map (1, H, W) of ``levels`` (the default 0, 1, 2; the studies' stored masks use
+    ``(0, 125, 255)``) or a one-hot (3, H, W) map, as ``AsDiscreted(to_onehot=3)`` writes it. Any value that is
+    not one of ``levels`` is an error naming the file: a 3-level label is never silently re-interpreted.
+
+    Returns:
+        ``(lung, infection)``, two float {0, 1} tensors of shape (1, H, W), meta kept.
+    """
+
+    def __init__(self, levels: Sequence[float] = (0, 1, 2)) -> None:
+        if len(levels) != 3 or len(set(float(v) for v in levels)) != 3:
+            raise ValueError(f"levels must be three distinct values (non-lung, lung, infection), got {levels}")
+        self.levels = [float(v) for v in levels]
+
+    def __call__(self, level: NdarrayOrTensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = convert_to_tensor(level, track_meta=True)
+        if t.ndim == 3 and t.shape[0] == 3:  # one-hot
+            t = t.argmax(0, keepdim=True)
+            index = t
+        else:
+            if t.ndim != 3 or t.shape[0] != 1:
+                raise DatasetError(
+                    f"{_name(level)}: a 3-level map must be (1, H, W) or one-hot (3, H, W), got {tuple(t.shape)}"
+                )
+            odd = [v for v in torch.unique(t).tolist() if float(v) not in self.levels]
+            if odd:
+                raise DatasetError(
+                    f"{_name(level)}: a 3-level map must hold only {self.levels} (non-lung, lung, infection), "
+                    f"found {len(odd)} other values, e.g. {odd[:5]}"
+                )
+            index = torch.zeros_like(t, dtype=torch.int64)
+            for i, v in enumerate(self.levels):
+                index = torch.where(t == v, torch.full_like(index, i), index)
+        lung = (index >= 1).to(torch.float32)
+        infection = (index == 2).to(torch.float32)
+        return lung, infection
+
+
+class LevelMasksd(MapTransform):
+    """Dictionary twin of :class:`LevelMasks`: ``lung_key`` and ``infection_key`` from the 3-level map in ``keys``.
+
+    Args:
+        keys: the key of the 3-level map (one key).
+        lung_key, infection_key: where the binary masks go.
+        levels: see :class:`LevelMasks`.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        lung_key: str = "pred_lung",
+        infection_key: str = "pred_infection",
+        levels: Sequence[float] = (0, 1, 2),
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"LevelMasksd takes one key, got {self.keys}")
+        self.lung_key, self.infection_key = lung_key, infection_key
+        self.inner = LevelMasks(levels)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[self.lung_key], d[self.infection_key] = self.inner(d[key])
         return d

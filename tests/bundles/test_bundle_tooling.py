@@ -70,3 +70,44 @@ def test_ckpt_export_to_torchscript(tmp_path):
     x = torch.rand(1, 1, 128, 128)
     net.eval()
     assert torch.allclose(ts(x), net(x), atol=1e-5)
+
+
+# --- classifier bundles ----------------------------------------------------------------------------------------
+
+CLASSIFIER_BUNDLES = ["simple_cnn", "densenet121", "efficientnet_b0", "vgg16", "xception"]
+
+
+@pytest.mark.parametrize("name", CLASSIFIER_BUNDLES)
+def test_classifier_bundle_layout_and_metadata(name):
+    from monai.bundle import ConfigParser, verify_metadata
+
+    bundle = REPO / "bundles" / name
+    for link in ("train.json", "metadata.json", "logging.conf"):
+        assert (bundle / link).is_symlink() and (bundle / link).resolve() == (bundle / "configs" / link).resolve()
+    assert (bundle / "docs" / "README.md").is_file()
+    configs = bundle / "configs"
+    verify_metadata(meta_file=str(configs / "metadata.json"), filepath=str(SCHEMA))
+    meta = json.loads((configs / "metadata.json").read_text())
+    outputs = meta["network_data_format"]["outputs"]["pred"]
+    assert list(outputs["channel_def"].values()) == meta["class_names"] and outputs["num_channels"] == 3
+    shape = meta["network_data_format"]["inputs"]["image"]["spatial_shape"]
+    for config in ("train.json", "inference.json"):
+        parser = ConfigParser()
+        parser.read_config(str(configs / config))
+        assert parser["class_names"] == meta["class_names"] and parser["spatial_size"] == shape
+
+
+@pytest.mark.parametrize("name", CLASSIFIER_BUNDLES)
+def test_classifier_verify_net_in_out(name):
+    """MONAI's verify_net_in_out (in-process, faster than the CLI) on the deployed network at its declared size.
+
+    Only ``inference.json``: ``train.json`` builds the same network (plus dropout and ``pretrained_path``), and a
+    224 x 224 / 299 x 299 forward pass of DenseNet or Xception costs seconds on a loaded CPU.
+    """
+    from monai.bundle import verify_net_in_out
+
+    configs = REPO / "bundles" / name / "configs"
+    verify_net_in_out(
+        net_id="network_def", meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
+        device="cpu",
+    )  # fmt: skip
