@@ -28,6 +28,7 @@ from pathlib import Path
 from monaicxr import __version__
 from monaicxr.cli.segment_classify import add_commands as add_segment_classify_commands
 from monaicxr.cli.summarize import add_commands as add_summarize_commands
+from monaicxr.cli.weights import add_commands as add_weights_commands
 from monaicxr.data.records import DatasetError
 from monaicxr.data.registry import INDEXERS, detect_layout, index_dataset
 
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_segment_classify_commands(sub, common)  # predict-lungs, compare-masking
     add_summarize_commands(sub, common)
+    add_weights_commands(sub, common)
     return parser
 
 
