@@ -98,16 +98,21 @@ def prepare_datalist(
         "synthetic": bool, "root": str}``.
     """
     kwargs = dict(locals())
+    kwargs.pop("max_train_items")
+
+    def build() -> dict:
+        return _train_subset(_prepare(**kwargs), max_train_items, split_seed, output_dir)
+
     if datalist_file is None and _distributed():
         # torchrun: rank 0 indexes, splits and writes; the other ranks wait, then read what it wrote.
         import torch.distributed as dist
 
-        content = _prepare(**kwargs) if dist.get_rank() == 0 else None
+        content = build() if dist.get_rank() == 0 else None
         dist.barrier()
         if content is None:
             content = json.loads((Path(output_dir) / "datalist.json").read_text())
         return content
-    return _prepare(**kwargs)
+    return build()
 
 
 def _distributed() -> bool:
@@ -116,49 +121,20 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def _prepare(
-    output_dir: str,
-    dataset_dir: str | None,
-    datalist_file: str | None,
-    task: str,
-    layout: str,
-    split_mode: str,
-    ratios: Sequence[float],
-    split_seed: int,
-    splits_file: str | None,
-    synthetic_per_class: int,
-    synthetic_size: int,
-    synthetic_dir: str | None,
-    fingerprint_masks: int | None,
-    max_train_items: int | None,
-) -> dict:
-    content = _prepare_full(
-        output_dir,
-        dataset_dir,
-        datalist_file,
-        task,
-        layout,
-        split_mode,
-        ratios,
-        split_seed,
-        splits_file,
-        synthetic_per_class,
-        synthetic_size,
-        synthetic_dir,
-        fingerprint_masks,
-    )
+def _train_subset(content: dict, max_train_items: int | None, seed: int, output_dir: str) -> dict:
+    """``content`` with its training section cut to ``max_train_items`` (see :func:`prepare_datalist`)."""
     if max_train_items is None or len(content.get("training", [])) <= max_train_items:
         return content
     total = len(content["training"])
-    content["training"] = stratified_subset(content["training"], max_train_items, seed=split_seed)
-    content["training_subset"] = {"kept": len(content["training"]), "of": total, "seed": split_seed}
+    content["training"] = stratified_subset(content["training"], max_train_items, seed=seed)
+    content["training_subset"] = {"kept": len(content["training"]), "of": total, "seed": seed}
     logger.warning(
         "max_train_items=%d: training on a class-stratified subset of %d of %d training items (seed %d); "
         "validation and test are complete",
         max_train_items,
         len(content["training"]),
         total,
-        split_seed,
+        seed,
     )
     (Path(output_dir) / "datalist.json").write_text(json.dumps(content, indent=2))
     return content
@@ -191,7 +167,7 @@ def stratified_subset(items: list[dict], n: int, seed: int = 0) -> list[dict]:
     return [items[i] for i in sorted(kept)]
 
 
-def _prepare_full(
+def _prepare(
     output_dir: str,
     dataset_dir: str | None,
     datalist_file: str | None,

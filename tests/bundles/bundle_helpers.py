@@ -11,7 +11,9 @@ from monai.bundle import ConfigWorkflow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_workflow(configs: Path, base: dict, output_dir: Path, *overlays: str, workflow_type: str = "train", **override):
+def make_workflow(
+    configs: Path, base: dict, output_dir: Path, *overlays: str, workflow_type: str = "train", **override
+):
     """``configs/train.json`` plus ``overlays`` with ``base`` and ``override`` applied, initialised."""
     files = [str(configs / "train.json")] + [str(configs / name) for name in overlays]
     wf = ConfigWorkflow(
@@ -47,3 +49,28 @@ def train_with_cli(config_file: str, overrides: dict) -> subprocess.CompletedPro
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def copy_images(paths, folder: Path) -> Path:
+    """Copy image files into a new ``folder`` (an inference input folder) and return it."""
+    folder.mkdir(parents=True)
+    for p in paths:
+        (folder / p.name).write_bytes(p.read_bytes())
+    return folder
+
+
+def run_inference(configs: Path, input_dir: Path, output_dir: Path, ckpt_path: Path, **override) -> ConfigWorkflow:
+    """Run a bundle's standalone ``configs/inference.json`` on ``input_dir`` with ``override``; return the workflow."""
+    wf = ConfigWorkflow(
+        config_file=str(configs / "inference.json"),
+        meta_file=str(configs / "metadata.json"),
+        logging_file=False,
+        workflow_type="infer",
+        input_dir=str(input_dir),
+        output_dir=str(output_dir),
+        ckpt_path=str(ckpt_path),
+        **override,
+    )
+    wf.initialize()
+    run_workflow(wf)
+    return wf

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_helpers import make_workflow, run_workflow, train_with_cli
-from monai.bundle import ConfigWorkflow
+from bundle_helpers import copy_images, make_workflow, run_inference, run_workflow, train_with_cli
 from monai.networks.blocks import ResidualUnit
 from PIL import Image
 
@@ -92,23 +91,11 @@ def test_per_image_infection_dice_matches_an_independent_dice(trained):
 
 def test_inference_writes_infection_masks_at_the_original_size(trained, tmp_path):
     images = sorted((trained / "synthetic_phantoms" / "images").glob("*.png"))[:2]
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for p in images:
-        (folder / p.name).write_bytes(p.read_bytes())
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / "inference.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=False,
-        workflow_type="infer",
-        input_dir=str(folder),
-        output_dir=str(tmp_path / "pred"),
-        ckpt_path=str(trained / "models" / "model.pt"),
-        spatial_size=TINY["spatial_size"],
-        channels=TINY["channels"],
+    folder = copy_images(images, tmp_path / "in")
+    ckpt = trained / "models" / "model.pt"
+    run_inference(
+        CONFIGS, folder, tmp_path / "pred", ckpt, spatial_size=TINY["spatial_size"], channels=TINY["channels"]
     )
-    wf.initialize()
-    run_workflow(wf)
     for p in images:
         mask = np.asarray(Image.open(tmp_path / "pred" / f"{p.stem}_mask.png"))
         assert mask.shape == np.asarray(Image.open(p)).shape

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_helpers import error_messages, make_workflow, run_workflow, train_with_cli
+from bundle_helpers import copy_images, error_messages, make_workflow, run_inference, run_workflow, train_with_cli
 from monai.bundle import ConfigWorkflow
 from sklearn.metrics import accuracy_score
 
@@ -81,24 +81,9 @@ def test_evaluate_accuracy_matches_sklearn(trained):
 
 def test_inference_writes_one_row_per_image(trained, tmp_path):
     images = sorted((trained / "synthetic_phantoms" / "images").glob("*.png"))[:3]
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for p in images:
-        (folder / p.name).write_bytes(p.read_bytes())
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / "inference.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=False,
-        workflow_type="infer",
-        input_dir=str(folder),
-        output_dir=str(tmp_path / "pred"),
-        ckpt_path=str(trained / "models" / "model.pt"),
-        spatial_size=TINY["spatial_size"],
-        conv_channels=TINY["conv_channels"],
-        dense=TINY["dense"],
-    )
-    wf.initialize()
-    _run(wf)
+    folder = copy_images(images, tmp_path / "in")
+    sizes = {k: TINY[k] for k in ("spatial_size", "conv_channels", "dense")}
+    run_inference(CONFIGS, folder, tmp_path / "pred", trained / "models" / "model.pt", **sizes)
     rows = list(csv.reader((tmp_path / "pred" / "predictions.csv").open()))
     assert sorted(Path(r[0]).name for r in rows) == [p.name for p in images]
     for r in rows:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_helpers import error_messages, make_workflow, run_workflow, train_with_cli
+from bundle_helpers import error_messages, make_workflow, run_inference, run_workflow, train_with_cli
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -99,20 +99,8 @@ def test_per_image_metrics_match_an_independent_dice(trained):
 
 def _infer(trained: Path, input_dir: Path, output_dir: Path, **override) -> None:
     """Run the standalone inference.json with the tiny network the ``trained`` fixture produced."""
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / "inference.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=False,
-        workflow_type="infer",
-        input_dir=str(input_dir),
-        output_dir=str(output_dir),
-        ckpt_path=str(trained / "models" / "model.pt"),
-        spatial_size=TINY["spatial_size"],
-        features=TINY["features"],
-        **override,
-    )
-    wf.initialize()
-    _run(wf)
+    sizes = {"spatial_size": TINY["spatial_size"], "features": TINY["features"]}
+    run_inference(CONFIGS, input_dir, output_dir, trained / "models" / "model.pt", **sizes, **override)
 
 
 def test_inference_writes_masks_at_the_original_size(trained, tmp_path):
