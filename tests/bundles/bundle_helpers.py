@@ -74,3 +74,16 @@ def run_inference(configs: Path, input_dir: Path, output_dir: Path, ckpt_path: P
     wf.initialize()
     run_workflow(wf)
     return wf
+
+
+#: bundles/unet at a size where a training run takes seconds on the CPU (shared by the unet test modules)
+UNET_TINY = {
+    "spatial_size": [32, 32],
+    "features": [4, 4, 8, 8, 16, 4],
+    "synthetic_per_class": 3,
+    "batch_size": 4,
+    "val_batch_size": 4,
+    "num_workers": 0,
+    "show_progress": False,
+    "max_overlays": 2,
+}

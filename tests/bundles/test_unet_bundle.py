@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_helpers import error_messages, make_workflow, run_inference, run_workflow, train_with_cli
+from bundle_helpers import UNET_TINY, error_messages, make_workflow, run_inference, run_workflow, train_with_cli
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -23,16 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "unet"
 CONFIGS = BUNDLE / "configs"
 
-TINY = {
-    "spatial_size": [32, 32],
-    "features": [4, 4, 8, 8, 16, 4],
-    "synthetic_per_class": 3,
-    "batch_size": 4,
-    "val_batch_size": 4,
-    "num_workers": 0,
-    "show_progress": False,
-    "max_overlays": 2,
-}
+TINY = UNET_TINY
 
 
 def _workflow(output_dir: Path, *overlays: str, workflow_type: str = "train", **override) -> ConfigWorkflow:

@@ -8,21 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_helpers import make_workflow, run_workflow
+from bundle_helpers import UNET_TINY, make_workflow, run_workflow
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "unet" / "configs"
-TINY = {
-    "spatial_size": [32, 32],
-    "features": [4, 4, 8, 8, 16, 4],
-    "synthetic_per_class": 3,
-    "batch_size": 4,
-    "val_batch_size": 4,
-    "num_workers": 0,
-    "show_progress": False,
-    "max_overlays": 2,
-}
+TINY = UNET_TINY
 
 
 def test_three_level_evaluation_post_processes_and_writes_severity(tmp_path):
