@@ -16,16 +16,18 @@ epochs; the first epoch of each is warm-up and not timed. Two modes:
 
 The monaicxr side is the bundle's configuration read with MONAI's ConfigParser (network, loss, optimizer,
 trainer, transforms, dataset, dataloader), with only the handlers removed (no validation, logging or
-checkpoints inside the timed epochs); ``--channels_last``, ``--compile`` and ``--num_workers`` change how it
-runs, never what it computes. The Keras side runs in its own virtual environment, made once with
-``bash benchmarks/setup_keras_env.sh``, as a subprocess (``benchmarks/_keras_worker.py``).
+checkpoints inside the timed epochs). The bundle runs channels-last, pools before the ReLU and augments
+without metadata tracking (all three change how it runs, never what it computes); ``--contiguous`` and
+``--act_before_pool`` turn the first two off, to measure what each brings; ``--compile``, ``--no_meta`` (no
+metadata anywhere, the cache included) and ``--num_workers`` change other settings of how it runs. The Keras
+side runs in its own virtual environment, made once with ``bash benchmarks/setup_keras_env.sh``, as a subprocess (``benchmarks/_keras_worker.py``).
 
 Usage::
 
     bash benchmarks/setup_keras_env.sh                                   # once: benchmarks/.venv-keras
     python benchmarks/keras_vs_monaicxr.py                               # 256 real images, 2 threads, 2 epochs
     python benchmarks/keras_vs_monaicxr.py --images 512 --epochs 3 --rounds 2 --json runs/keras_vs.json
-    python benchmarks/keras_vs_monaicxr.py --skip_keras --channels_last  # monaicxr side only
+    python benchmarks/keras_vs_monaicxr.py --skip_keras --contiguous     # monaicxr side only, NCHW
 
 On a machine shared with other jobs, PyTorch's OpenMP threads wait at every parallel region for a thread that
 the scheduler has taken away, so ``--threads 2`` can be slower than ``--threads 1`` there, while TensorFlow's
@@ -84,12 +86,6 @@ def bundle_parser(items: list[dict], output_dir: str, epochs: int, num_workers: 
     return parser
 
 
-def channels_last_batch(batchdata, device=None, non_blocking=False, **kwargs):
-    """The bundle's default_prepare_batch, with the image moved to the channels_last memory format."""
-    image = batchdata["image"].to(device=device, non_blocking=non_blocking, memory_format=torch.channels_last)
-    return image, batchdata["label"].to(device=device, non_blocking=non_blocking)
-
-
 def run_monaicxr(mode: str, items: list[dict], preloaded: dict[str, torch.Tensor], args) -> dict[str, Any]:
     """Train the bundle's network for 1 + ``args.epochs`` epochs in ``mode`` ("step" or "epoch"); time epochs 2.."""
     out = tempfile.mkdtemp(prefix="keras_vs_monaicxr_")
@@ -108,13 +104,13 @@ def _run_monaicxr(mode: str, items: list[dict], preloaded: dict[str, torch.Tenso
         parser["train#trainer#train_data_loader"] = torch.utils.data.DataLoader(
             data, batch_size=parser["batch_size"], shuffle=True, num_workers=0
         )
-    if args.channels_last:
-        parser["train#trainer#prepare_batch"] = channels_last_batch
+    if args.contiguous:  # the bundle's default is channels_last (network and batches)
+        parser["channels_last"] = False
+    if args.act_before_pool:  # the bundle's network pools before the ReLU (same outputs, less work)
+        parser["network_def#pool_before_act"] = False
     if args.compile:
         parser["train#trainer#compile"] = True
     network = parser.get_parsed_content("network")
-    if args.channels_last:
-        network.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
     trainer = parser.get_parsed_content("train#trainer")
     loader = trainer.data_loader
     times: list[float] = []
@@ -135,9 +131,12 @@ def _run_monaicxr(mode: str, items: list[dict], preloaded: dict[str, torch.Tenso
     if mode == "step":
         config = "bundle SupervisedTrainer over a DataLoader of the preloaded tensors (no workers)"
     else:
-        config = (f"bundle CacheDataset (deterministic part cached before timing) + RandAffined + RandFlipd, "
+        config = (f"bundle CacheDataset (deterministic part cached before timing) + RandAffined + RandFlipd "
+                  f"(ComposeWithoutMeta), "
                   f"DataLoader num_workers={loader.num_workers}")  # fmt: skip
-    config += (", channels_last" if args.channels_last else "") + (", torch.compile" if args.compile else "")
+    config += ", contiguous NCHW" if args.contiguous else ", channels_last (bundle default)"
+    config += ", ReLU before max-pool" if args.act_before_pool else ", max-pool before ReLU (bundle default)"
+    config += ", torch.compile" if args.compile else ""
     config += ", MetaTensor tracking off" if args.no_meta else ""
     return {
         "images_per_s": n * len(times[1:]) / sum(times[1:]),
@@ -172,7 +171,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads of both frameworks")
     ap.add_argument("--interop_threads", type=int, default=1, help="inter-op threads of both frameworks")
     ap.add_argument("--num_workers", type=int, default=None, help="monaicxr DataLoader workers (default: the bundle's)")
-    ap.add_argument("--channels_last", action="store_true", help="monaicxr: channels_last network and inputs")
+    ap.add_argument("--contiguous", action="store_true", help="monaicxr: NCHW instead of the bundle's channels_last")
+    ap.add_argument(
+        "--act_before_pool", action="store_true", help="monaicxr: ReLU then max-pool (the bundle pools first)"
+    )
     ap.add_argument("--compile", action="store_true", help="monaicxr: SupervisedTrainer(compile=True)")
     ap.add_argument("--no_meta", action="store_true", help="monaicxr: monai.data.set_track_meta(False) (plain tensors)")
     ap.add_argument("--keras_modes", nargs="+", default=["step", "idg"], choices=["step", "idg", "layers"])

@@ -6,9 +6,14 @@ from 83 MB to 42 MB) and loads into the float32 network unchanged: ``load_state_
 ``num_batches_tracked``) are kept as they are. Written here because neither MONAI nor torch has a one-call
 "save this checkpoint in half precision".
 
+A network still over the repository's ~50 MB per-file limit in half precision (U²-Net full: 88 MB) is written
+as a sharded checkpoint when DST ends in ``.index.json`` (:mod:`monaicxr.io.checkpoints`; shards of at most
+``--max_shard_mb``), which the bundles load through :class:`monaicxr.handlers.ShardedCheckpointLoader`.
+
 Example::
 
     monaicxr shrink-weights runs/cls/xception/models/model.pt bundles/xception/models/model.pt
+    monaicxr shrink-weights runs/u2net/full/models/model.pt bundles/u2net/models/full_lung.index.json
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import argparse
 from pathlib import Path
 
 import torch
+
+from monaicxr.io.checkpoints import is_sharded, save_sharded
 
 __all__ = ["add_commands", "half_precision"]
 
@@ -41,6 +48,13 @@ def _cmd_shrink(args: argparse.Namespace) -> int:
     except Exception as e:  # torch raises several types for a file that is not a checkpoint
         raise ValueError(f"{src}: not a PyTorch checkpoint of tensors ({e})") from e
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if is_sharded(dst):
+        written = save_sharded(half_precision(content), dst, int(args.max_shard_mb * 1e6))
+        total = sum(p.stat().st_size for p in written)
+        for p in written:
+            print(f"{p}: {p.stat().st_size / 1e6:.1f} MB")
+        print(f"{len(written) - 1} shard(s), {total / 1e6:.1f} MB in all (from {src.stat().st_size / 1e6:.1f} MB)")
+        return 0
     torch.save(half_precision(content), dst)
     print(f"{dst}: {dst.stat().st_size / 1e6:.1f} MB (from {src.stat().st_size / 1e6:.1f} MB)")
     return 0
@@ -52,8 +66,12 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         "shrink-weights",
         parents=[common],
         help="copy a checkpoint with its floating-point tensors in half precision",
-        description="Copy SRC to DST with float tensors stored as float16 (they load into float32 networks).",
+        description="Copy SRC to DST with float tensors stored as float16 (they load into float32 networks). "
+        "A DST ending in .index.json writes a sharded checkpoint: that index plus shards of at most --max_shard_mb.",
     )
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
+    p.add_argument(
+        "--max_shard_mb", type=float, default=45.0, help="shard size limit for a DST ending in .index.json (MB)"
+    )
     p.set_defaults(func=_cmd_shrink)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from .checkpoints import latest_checkpoint
+from .checkpoints import ShardedCheckpointLoader, latest_checkpoint
 from .classification import ClassificationReportHandler
 from .overlay import OverlaySaver
 from .rows import RowsCSVWriter
 from .summary import RunSummary
 
-__all__ = ["ClassificationReportHandler", "OverlaySaver", "RowsCSVWriter", "RunSummary", "latest_checkpoint"]
+__all__ = [
+    "ClassificationReportHandler",
+    "OverlaySaver",
+    "RowsCSVWriter",
+    "RunSummary",
+    "ShardedCheckpointLoader",
+    "latest_checkpoint",
+]

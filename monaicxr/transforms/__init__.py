@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .array import BinarizeMask, ExcludeIgnored, LevelsToValues, ScaleByBitDepth, SnapToLevels, ThreeLevelLabel
 from .checks import INPUT_POLICIES, SegInputCheckd
+from .compose import ComposeWithoutMeta
 from .dictionary import (
     BinarizeMaskd,
     ExcludeIgnoredd,
@@ -28,6 +29,7 @@ from .postprocess import (
 from .target import SEG_TASKS, SegTargetd
 
 __all__ = [
+    "ComposeWithoutMeta",
     "INPUT_POLICIES",
     "LevelMasks",
     "LevelMasksd",

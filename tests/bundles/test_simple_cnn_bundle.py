@@ -151,6 +151,25 @@ def test_binary_150_overlay_trains_one_sigmoid_output(tmp_path):
         assert float(r["p_not COVID-19"]) == pytest.approx(1 - p, abs=1e-6)
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_memory_format_is_how_it_runs(tmp_path, channels_last):
+    """channels_last (the default): the network and every batch it trains and validates on take that layout."""
+    wf = _workflow(tmp_path, num_epochs=1, channels_last=channels_last, num_workers=1)
+    network = wf.parser.get_parsed_content("network")
+    kernel = network.features[1][0].conv.weight  # (4, 4, 3, 3): the layouts differ
+    assert (kernel.is_contiguous(memory_format=torch.channels_last) and not kernel.is_contiguous()) is channels_last
+    seen = []
+    # the first stage's output has 4 channels, where the two layouts differ
+    network.features[0].register_forward_hook(
+        lambda m, i, out: seen.append(out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous())
+    )
+    _run(wf)
+    assert seen and set(seen) == {channels_last}
+    # the random part of the training transforms runs without metadata tracking, and only there
+    assert type(wf.parser.get_parsed_content("train#preprocessing").transforms[-1]).__name__ == "ComposeWithoutMeta"
+    assert json.loads((tmp_path / "summary.json").read_text())["epochs_completed"] == 1
+
+
 def test_binary_150_overlay_holds_the_recipe():
     from monai.bundle import ConfigParser
 
@@ -167,8 +186,9 @@ def test_augment_imbalance_overlay(tmp_path):
     """The 3-class recipe with a weighted sampler and random affine / contrast augmentation after the cache."""
     wf = _workflow(tmp_path, "augment_imbalance.json", num_epochs=1)
     assert isinstance(wf.parser.get_parsed_content("train#sampler"), torch.utils.data.WeightedRandomSampler)
-    names = [type(t).__name__ for t in wf.parser.get_parsed_content("train#preprocessing").transforms]
-    assert names[-2:] == ["RandAffined", "RandAdjustContrastd"]
+    last = wf.parser.get_parsed_content("train#preprocessing").transforms[-1]
+    assert type(last).__name__ == "ComposeWithoutMeta"
+    assert [type(t).__name__ for t in last.transforms] == ["RandAffined", "RandAdjustContrastd"]
     _run(wf)
     assert json.loads((tmp_path / "summary.json").read_text())["epochs_completed"] == 1
 

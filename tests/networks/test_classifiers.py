@@ -357,3 +357,47 @@ def test_nothing_downloads(monkeypatch):
     monkeypatch.setattr(monai.networks.nets.densenet, "load_state_dict_from_url", refuse)
     for name in CLASSIFIERS:
         build_classifier(name, in_channels=1, num_classes=2)
+
+
+class TestSimpleCNNPoolOrder:
+    """Max-pooling before a monotonic activation: the same outputs, gradients and state_dict as after it."""
+
+    @pytest.mark.parametrize("kwargs", [RECIPE_A, RECIPE_B], ids=["recipe_a", "recipe_b"])
+    def test_same_outputs_and_gradients(self, kwargs):
+        size = tuple(kwargs.get("spatial_size", (100, 100)))
+        after = SimpleCNN(**{**kwargs, "spatial_size": size}, pool_before_act=False)
+        before = SimpleCNN(**{**kwargs, "spatial_size": size})
+        assert before.pool_before_act and not after.pool_before_act
+        assert list(before.state_dict()) == list(after.state_dict())
+        before.load_state_dict(after.state_dict())
+        x = torch.randn(3, 1, *size)
+        torch.manual_seed(5)  # training mode: the same dropout masks, drawn in the same order
+        y_after = after.train()(x)
+        torch.manual_seed(5)
+        y_before = before.train()(x)
+        assert torch.equal(y_after, y_before)
+        y_after.square().sum().backward()
+        y_before.square().sum().backward()
+        for (name, p), q in zip(after.named_parameters(), before.parameters(), strict=True):
+            assert torch.equal(p.grad, q.grad), name
+        # the activation really moved: stage = conv, pool, activation, dropout
+        assert [type(m).__name__ for m in before.features[0]] == ["Convolution", "MaxPool2d", "ReLU", "Dropout"]
+        assert [type(m).__name__ for m in after.features[0]] == ["Convolution", "MaxPool2d", "Dropout"]
+
+    @pytest.mark.parametrize(
+        "pool, act, expected",
+        [
+            ("max", "relu", True),
+            ("max", ("leakyrelu", {"negative_slope": 0.1}), True),
+            ("max", ("leakyrelu", {"negative_slope": -0.1}), False),  # not monotonic
+            ("max", "gelu", False),  # not monotonic
+            ("max", "prelu", False),  # its slope is learned and may turn negative
+            ("avg", "relu", False),  # averaging does not commute with the activation
+        ],
+    )
+    def test_auto_only_where_exact(self, pool, act, expected):
+        assert SimpleCNN(pool=pool, act=act).pool_before_act is expected
+
+    def test_refuses_inexact_request(self):
+        with pytest.raises(ValueError, match="pool_before_act=True changes the network"):
+            SimpleCNN(pool="avg", pool_before_act=True)
