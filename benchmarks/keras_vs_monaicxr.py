@@ -16,9 +16,10 @@ epochs; the first epoch of each is warm-up and not timed. Two modes:
 
 The monaicxr side is the bundle's configuration read with MONAI's ConfigParser (network, loss, optimizer,
 trainer, transforms, dataset, dataloader), with only the handlers removed (no validation, logging or
-checkpoints inside the timed epochs). The bundle runs channels-last, pools before the ReLU and augments
-without metadata tracking (all three change how it runs, never what it computes); ``--contiguous`` and
-``--act_before_pool`` turn the first two off, to measure what each brings; ``--compile``, ``--no_meta`` (no
+checkpoints inside the timed epochs). The bundle runs channels-last, pools before the ReLU, keeps freed memory
+in the process instead of page-faulting it afresh each step, and augments without metadata tracking (all four
+change how it runs, never what it computes); ``--contiguous``, ``--act_before_pool`` and ``--malloc_default``
+turn the first three off, to measure what each brings; ``--compile``, ``--no_meta`` (no
 metadata anywhere, the cache included) and ``--num_workers`` change other settings of how it runs. The Keras
 side runs in its own virtual environment, made once with ``bash benchmarks/setup_keras_env.sh``, as a subprocess (``benchmarks/_keras_worker.py``).
 
@@ -108,8 +109,11 @@ def _run_monaicxr(mode: str, items: list[dict], preloaded: dict[str, torch.Tenso
         parser["channels_last"] = False
     if args.act_before_pool:  # the bundle's network pools before the ReLU (same outputs, less work)
         parser["network_def#pool_before_act"] = False
+    if args.malloc_default:  # the bundle keeps freed memory in the process (monaicxr.engines.retain_freed_memory)
+        parser["cpu_keep_freed_memory"] = False
     if args.compile:
         parser["train#trainer#compile"] = True
+    parser.get_parsed_content("initialize")  # the bundle's: seeding, and glibc malloc keeping freed memory (CPU)
     network = parser.get_parsed_content("network")
     trainer = parser.get_parsed_content("train#trainer")
     loader = trainer.data_loader
@@ -136,6 +140,7 @@ def _run_monaicxr(mode: str, items: list[dict], preloaded: dict[str, torch.Tenso
                   f"DataLoader num_workers={loader.num_workers}")  # fmt: skip
     config += ", contiguous NCHW" if args.contiguous else ", channels_last (bundle default)"
     config += ", ReLU before max-pool" if args.act_before_pool else ", max-pool before ReLU (bundle default)"
+    config += ", glibc malloc default" if args.malloc_default else ", freed memory kept (bundle default)"
     config += ", torch.compile" if args.compile else ""
     config += ", MetaTensor tracking off" if args.no_meta else ""
     return {
@@ -154,6 +159,8 @@ def run_keras(npz: Path, args) -> dict[str, Any]:
     """Run benchmarks/_keras_worker.py in the Keras venv and return its JSON."""
     out = npz.with_suffix(".keras.json")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    if args.keras_keep_freed_memory:  # what monaicxr.engines.retain_freed_memory sets, through glibc's variables
+        env.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(2**31 - 1))
     cmd = [str(args.keras_python), str(HERE / "_keras_worker.py"), "--data", str(npz), "--out", str(out),
            "--modes", *args.keras_modes, "--batch_size", str(args.batch_size), "--epochs", str(args.epochs),
            "--threads", str(args.threads), "--interop_threads", str(args.interop_threads)]  # fmt: skip
@@ -175,9 +182,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--act_before_pool", action="store_true", help="monaicxr: ReLU then max-pool (the bundle pools first)"
     )
+    ap.add_argument(
+        "--malloc_default", action="store_true", help="monaicxr: glibc's default malloc (the bundle keeps freed memory)"
+    )
     ap.add_argument("--compile", action="store_true", help="monaicxr: SupervisedTrainer(compile=True)")
     ap.add_argument("--no_meta", action="store_true", help="monaicxr: monai.data.set_track_meta(False) (plain tensors)")
     ap.add_argument("--keras_modes", nargs="+", default=["step", "idg"], choices=["step", "idg", "layers"])
+    ap.add_argument(
+        "--keras_keep_freed_memory",
+        action="store_true",
+        help="Keras: the same glibc malloc settings as the monaicxr side (MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_)",
+    )
     ap.add_argument("--keras_python", default=str(KERAS_PYTHON), help="python of the Keras venv")
     ap.add_argument("--skip_keras", action="store_true", help="measure the monaicxr side only")
     ap.add_argument(

@@ -56,6 +56,7 @@ class ShardedCheckpointLoader(CheckpointLoader):
         buffer = io.BytesIO()
         torch.save(load_sharded(path, map_location="cpu"), buffer)
         buffer.seek(0)
+        self.logger.info(f"Joined the shards of {path}")
         self.load_path = buffer  # MONAI passes it to torch.load, which reads file objects too
         try:
             super().__call__(engine)

@@ -79,3 +79,16 @@ def test_keras_vs_monaicxr_runs_both_sides(tmp_path):
     assert rnd["monaicxr_step"]["params_trainable"] == rnd["keras"]["params_trainable"] == 557_185
     assert rnd["monaicxr_step"]["params_total"] == rnd["keras"]["params_total"]
     assert result["medians"]["keras"]["idg"] > 0 and result["medians"]["monaicxr_epoch"] > 0
+
+
+def test_cpu_memory_reuse_prints_the_table(tmp_path):
+    out = tmp_path / "reuse.json"
+    cmd = [sys.executable, str(BENCHMARKS / "cpu_memory_reuse.py"), "--networks", "simple_cnn_binary", "--steps", "1",
+           "--warmup", "1", "--threads", "1", "--json", str(out)]  # fmt: skip
+    printed = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO).stdout
+    assert "| network | glibc default: s/step | freed memory kept: s/step |" in printed
+    assert re.search(
+        r"^\| bundles/simple_cnn binary_150, 150², batch 32 \| [\d.]+ \| [\d.]+ \| [\d.]+x \|", printed, re.M
+    )
+    results = json.loads(out.read_text())
+    assert [(r["keep"], r["applied"]) for r in results] == [(False, False), (True, True)]
