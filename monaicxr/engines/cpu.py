@@ -4,8 +4,9 @@ page-faulted afresh at every step.
 glibc's ``malloc`` serves every allocation over its mmap threshold (at most 32 MB) with a fresh ``mmap`` and
 returns it to the operating system on ``free``. A CNN's largest activations and their gradients are far larger
 (the binary recipe's first stage: 32 x 32 x 148 x 148 float32 = 90 MB per tensor at batch 32), so every training
-step maps them again and the kernel zero-fills each 4 KB page on first touch: a quarter of the binary recipe's
-step went there on this project's CPU machine (docs/BENCHMARKS.md). PyTorch's CPU performance guide answers this
+step maps them again and the kernel zero-fills each 4 KB page on first touch: a third of the binary recipe's
+step, and more than half of a BasicUNet step at 256², went there on this project's CPU machine
+(docs/BENCHMARKS.md, ``benchmarks/cpu_memory_reuse.py``). PyTorch's CPU performance guide answers this
 by preloading jemalloc or tcmalloc, which pip cannot install; :func:`retain_freed_memory` gets the same reuse
 from glibc itself (``M_MMAP_MAX = 0``: large blocks come from the heap; ``M_TRIM_THRESHOLD`` at its maximum: freed
 heap memory is kept for the next step). Neither MONAI nor torch offers this, hence this module.

@@ -71,7 +71,7 @@ class SimpleCNN(nn.Module):
         pool_before_act: apply the max-pooling before the activation instead of after it. The two orders give
             bit-identical outputs, and the same gradients, when the activation is monotonic non-decreasing
             (max-pooling picks the same element either way), and pooling first runs the activation and its
-            backward pass on a quarter of the values: the binary recipe trains ~20 % faster on a CPU (see
+            backward pass on a quarter of the values (the binary recipe's CPU step: 88.4 to 96.6 images/s, see
             docs/BENCHMARKS.md). None (default): on for max-pooling with a monotonic activation (relu, relu6,
             leaky relu and elu with non-negative slopes, selu, celu, sigmoid, tanh), off otherwise. The
             parameters and state_dict keys are the same in both orders.
