@@ -37,6 +37,7 @@ from monai.engines import SupervisedTrainer
 from monai.inferers import SimpleInferer
 from torch import nn
 
+from monaicxr.engines import retain_freed_memory
 from monaicxr.networks.nets import build_classifier, l2_param_groups
 
 logger = logging.getLogger("classifier_throughput")
@@ -187,6 +188,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="auto: on for CUDA, as the bundles")
     ap.add_argument("--channels_last", action="store_true", help="network and inputs in channels_last memory format")
     ap.add_argument("--num_workers", type=int, default=0, help="DataLoader workers over the preloaded tensors")
+    ap.add_argument(
+        "--malloc_default",
+        action="store_true",
+        help="CPU: glibc's default malloc (the bundles call monaicxr.engines.retain_freed_memory; so does this)",
+    )
     ap.add_argument("--max_images", type=int, default=256, help="distinct images preloaded (cycled if fewer needed)")
     ap.add_argument(
         "--dataset_dir", default=None, help="flat COVID-QU-Ex copy (default ../shared/data/covidqu_infection)"
@@ -203,6 +209,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if device.type == "cuda" and not torch.cuda.is_available():
         logger.warning("CUDA is not available: measuring on the CPU instead.")
         device = torch.device("cpu")
+    keep_freed = retain_freed_memory(device.type == "cpu" and not args.malloc_default)  # as the bundles train
     amp = device.type == "cuda" if args.amp == "auto" else args.amp == "on"
     torch.backends.cudnn.benchmark = device.type == "cuda"
 
@@ -257,11 +264,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "torch": torch.__version__,
         "amp": amp,
         "channels_last": args.channels_last,
+        "freed_memory_kept": keep_freed,
         "data": f"{source}, {len(items)} images preloaded",
     }
     print(
         f"machine: {machine['processor']}, {machine['cpu_count']} CPUs, {machine['torch_threads']} torch threads, "
-        f"device {machine['device']}, torch {machine['torch']}, amp {amp}, channels_last {args.channels_last}"
+        f"device {machine['device']}, torch {machine['torch']}, amp {amp}, channels_last {args.channels_last}, "
+        f"freed memory kept {keep_freed}"
     )
     print(f"data: {machine['data']}; grayscale input (1 channel); {args.warmup} warm-up iterations not timed")
     print()

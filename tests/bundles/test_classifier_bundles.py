@@ -171,3 +171,32 @@ def test_spatial_size_override(name):
     net = parser.get_parsed_content("network_def").eval()
     with torch.no_grad():
         assert net(torch.rand(1, 1, 96, 64)).shape == (1, len(CLASSES))
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_channels_last_network_and_batches(name, tmp_path):
+    """channels_last (the default): the batches of trainer and evaluator, and the activations the network makes."""
+    for channels_last in (True, False):
+        wf = make_workflow(_configs(name), TINY, tmp_path / str(channels_last), channels_last=channels_last)
+        net = wf.parser.get_parsed_content("network").eval()
+        rgb = {"image": torch.rand(2, 3, 8, 8), "label": torch.tensor([0, 1])}  # 3 channels: the layouts differ
+        for engine in ("train#trainer", "validate#evaluator"):
+            image, _ = wf.parser.get_parsed_content(engine).prepare_batch(rgb, "cpu")
+            assert (image.is_contiguous(memory_format=torch.channels_last) and not image.is_contiguous()) is (
+                channels_last
+            ), engine
+        image, _ = wf.parser.get_parsed_content("train#trainer").prepare_batch(
+            {"image": torch.rand(2, 1, SIZE, SIZE), "label": torch.tensor([0, 1])}, "cpu"
+        )
+        layouts = []  # conv outputs with more than one channel and pixel, where the two layouts differ
+
+        def record(module, args, out, layouts=layouts):
+            if out.ndim == 4 and out.shape[1] > 1 and out.shape[2] * out.shape[3] > 1:
+                layouts.append(out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous())
+
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.register_forward_hook(record)
+        with torch.no_grad():
+            net(image)
+        assert len(layouts) > 3 and set(layouts) == {channels_last}
