@@ -52,6 +52,6 @@ def test_rank_mismatch_and_contiguous_leave_image_alone():
 
 
 def test_tensor_pair_batches_pass_through():
-    image, label = torch.rand(2, 1, 4, 4), torch.ones(2)
+    image, label = torch.rand(2, 3, 4, 4), torch.ones(2)  # 3 channels: the two layouts differ
     got = MemoryFormatPrepareBatch()((image, label), "cpu")
-    assert torch.equal(got[0], image) and got[0].is_contiguous()
+    assert torch.equal(got[0], image) and got[0].is_contiguous()  # not a mapping: left as it is
