@@ -1,9 +1,18 @@
-"""Engine helpers: batch preparation for MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator``, and CPU memory
-reuse for training."""
+"""Engine helpers: batch preparation for MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator``, bfloat16 autocast on
+the CPU, and CPU memory reuse for training."""
 
 from __future__ import annotations
 
 from .cpu import retain_freed_memory
+from .precision import PRECISIONS, AutocastInferer, cpu_has_bf16, resolve_precision
 from .prepare import MemoryFormatPrepareBatch, resolve_memory_format
 
-__all__ = ["MemoryFormatPrepareBatch", "resolve_memory_format", "retain_freed_memory"]
+__all__ = [
+    "PRECISIONS",
+    "AutocastInferer",
+    "MemoryFormatPrepareBatch",
+    "cpu_has_bf16",
+    "resolve_memory_format",
+    "resolve_precision",
+    "retain_freed_memory",
+]

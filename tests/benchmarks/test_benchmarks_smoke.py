@@ -92,3 +92,31 @@ def test_cpu_memory_reuse_prints_the_table(tmp_path):
     )
     results = json.loads(out.read_text())
     assert [(r["keep"], r["applied"]) for r in results] == [(False, False), (True, True)]
+
+
+@pytest.fixture
+def cpu_speed(monkeypatch):
+    import torch
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    threads = torch.get_num_threads()
+    yield importlib.import_module("cpu_training_speed")
+    torch.set_num_threads(threads)
+
+
+def test_cpu_training_speed_step_prints_every_mode(cpu_speed, capsys):
+    rows = cpu_speed.main(["step", "--networks", "simple_cnn", "--synthetic", "--batch_size", "2", "--warmup", "1",
+                           "--iterations", "1", "--threads", "1"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert [r["mode"] for r in rows] == list(cpu_speed.MODES)
+    assert all(r["images_per_s"] > 0 and r["final_loss"] == r["final_loss"] for r in rows)
+    assert printed.count("| simple_cnn | 100x100 | 2 |") == len(cpu_speed.MODES)
+    assert "CPU: " in printed
+
+
+@pytest.mark.slow
+def test_cpu_training_speed_epoch_runs_the_bundle_twice(cpu_speed, capsys):
+    rows = cpu_speed.main(["epoch", "--bundle", "simple_cnn", "--synthetic", "--threads", "1", "--num_workers", "0"])
+    assert [r["settings"] for r in rows] == ["before (--precision fp32)", "defaults"]
+    assert all(r["n_train"] > 0 and r["epoch_s"] > 0 for r in rows)
+    assert "| defaults |" in capsys.readouterr().out
