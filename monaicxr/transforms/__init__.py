@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .array import BinarizeMask, ExcludeIgnored, LevelsToValues, ScaleByBitDepth, SnapToLevels, ThreeLevelLabel
+from .cache import CACHE_DTYPES, FromCacheDtyped, ToCacheDtyped
 from .checks import INPUT_POLICIES, SegInputCheckd
 from .compose import ComposeWithoutMeta
 from .dictionary import (
@@ -29,7 +30,10 @@ from .postprocess import (
 from .target import SEG_TASKS, SegTargetd
 
 __all__ = [
+    "CACHE_DTYPES",
     "ComposeWithoutMeta",
+    "FromCacheDtyped",
+    "ToCacheDtyped",
     "INPUT_POLICIES",
     "LevelMasks",
     "LevelMasksd",
