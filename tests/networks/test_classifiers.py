@@ -335,9 +335,16 @@ class TestEfficientNetB0(ClassifierChecks):
         return net
 
 
+class TestEfficientNetLite0(ClassifierChecks):
+    name = "efficientnet_lite0"
+    kwargs = {"in_channels": 1, "num_classes": 3}
+    jit = "trace"
+
+
 def test_registry_names():
-    assert sorted(CLASSIFIERS) == ["densenet121", "efficientnet_b0", "simple_cnn", "vgg16", "xception"]
-    with pytest.raises(ValueError, match="densenet121, efficientnet_b0, simple_cnn, vgg16, xception"):
+    names = ["densenet121", "efficientnet_b0", "efficientnet_lite0", "simple_cnn", "vgg16", "xception"]
+    assert sorted(CLASSIFIERS) == names
+    with pytest.raises(ValueError, match=", ".join(names)):
         build_classifier("resnet50")
 
 

