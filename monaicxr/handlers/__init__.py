@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from .checkpoints import ShardedCheckpointLoader, latest_checkpoint
+from .checkpoints import (
+    AtomicCheckpointSaver,
+    AtomicDiskSaver,
+    ResumeCheckpointLoader,
+    ShardedCheckpointLoader,
+    checkpoint_candidates,
+    latest_checkpoint,
+)
 from .classification import ClassificationReportHandler
 from .overlay import OverlaySaver
 from .rows import RowsCSVWriter
 from .summary import RunSummary
+from .training import NonFiniteGuard, TimeBudget, TrainingState
 
 __all__ = [
+    "AtomicCheckpointSaver",
+    "AtomicDiskSaver",
     "ClassificationReportHandler",
+    "NonFiniteGuard",
     "OverlaySaver",
+    "ResumeCheckpointLoader",
     "RowsCSVWriter",
     "RunSummary",
     "ShardedCheckpointLoader",
+    "TimeBudget",
+    "TrainingState",
+    "checkpoint_candidates",
     "latest_checkpoint",
 ]
