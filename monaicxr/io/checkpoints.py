@@ -99,7 +99,9 @@ def save_atomic(obj: Any, path: str | Path, save: Callable[..., None] = torch.sa
             if e.errno == errno.ENOSPC:
                 reason = "the disk is full (no space left on device)"
             raise OSError(
-                e.errno, f"could not write checkpoint {path}: {reason}; the previous {path.name}, if any, is unchanged"
+                e.errno,
+                f"could not write checkpoint {path}: {reason}; no file was replaced (an existing {path.name} is "
+                f"unchanged) and the partial {tmp.name} was removed",
             ) from e
         raise
     _fsync_dir(path.parent)
