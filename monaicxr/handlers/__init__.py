@@ -5,6 +5,7 @@ from __future__ import annotations
 from .checkpoints import (
     AtomicCheckpointSaver,
     AtomicDiskSaver,
+    CheckedCheckpointLoader,
     ResumeCheckpointLoader,
     ShardedCheckpointLoader,
     checkpoint_candidates,
@@ -19,6 +20,7 @@ from .training import NonFiniteGuard, TimeBudget, TrainingState
 __all__ = [
     "AtomicCheckpointSaver",
     "AtomicDiskSaver",
+    "CheckedCheckpointLoader",
     "ClassificationReportHandler",
     "NonFiniteGuard",
     "OverlaySaver",

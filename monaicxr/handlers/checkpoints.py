@@ -7,6 +7,8 @@ keep); what they lack, and these classes add:
   (``DiskSaver(atomic=False)``), so a kill or a full disk at that moment can leave no good checkpoint, or a
   truncated ``model.pt``. :class:`AtomicDiskSaver` writes through :func:`monaicxr.io.save_atomic` and deletes
   the dropped file only once the new one is complete; it also refuses to write non-finite weights.
+- MONAI's ``CheckpointLoader`` reports a bad file in ``torch.load``'s words; :class:`CheckedCheckpointLoader`
+  names the file and the problem.
 - MONAI's ``CheckpointLoader`` takes one file. :class:`ResumeCheckpointLoader` takes the checkpoint folder and
   resumes from the newest file that loads, skipping truncated or corrupt ones with a warning.
 """
@@ -25,12 +27,19 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
-from monaicxr.io.checkpoints import CheckpointError, is_sharded, load_checkpoint, load_sharded, non_finite_tensor
-from monaicxr.io.checkpoints import save_atomic
+from monaicxr.io.checkpoints import (
+    CheckpointError,
+    is_sharded,
+    load_checkpoint,
+    load_sharded,
+    non_finite_tensor,
+    save_atomic,
+)
 
 __all__ = [
     "AtomicCheckpointSaver",
     "AtomicDiskSaver",
+    "CheckedCheckpointLoader",
     "ResumeCheckpointLoader",
     "ShardedCheckpointLoader",
     "checkpoint_candidates",
@@ -230,13 +239,30 @@ class ResumeCheckpointLoader(CheckpointLoader):
         )
 
 
-class ShardedCheckpointLoader(CheckpointLoader):
+class CheckedCheckpointLoader(CheckpointLoader):
+    """MONAI's ``CheckpointLoader`` that first checks the file and names it and the problem when it cannot load.
+
+    ``torch.load`` reports a truncated file as a zip-reader error, a foreign pickle with its ``weights_only``
+    advice, and a network mismatch as a list of state_dict keys; here :func:`monaicxr.io.load_checkpoint` reads
+    the file first and raises :class:`monaicxr.io.CheckpointError` naming it and saying what is wrong (truncated,
+    not a checkpoint, weights of another network or size, non-finite weights). A good file is then loaded by
+    MONAI unchanged (so it is read twice; a model file is small next to an evaluation). With ``strict=False`` or
+    ``strict_shape=False`` the check is left out, as MONAI then loads partial matches on purpose.
+    """
+
+    def __call__(self, engine: Engine) -> None:
+        if self.strict and self.strict_shape and isinstance(self.load_path, (str, Path)):
+            load_checkpoint(self.load_path, map_location=self.map_location, expected=self.load_dict)
+        super().__call__(engine)
+
+
+class ShardedCheckpointLoader(CheckedCheckpointLoader):
     """MONAI's ``CheckpointLoader`` that also reads a sharded checkpoint (``<name>.index.json``).
 
     A ``load_path`` ending in ``.index.json`` is joined from its shards (:func:`monaicxr.io.load_sharded`) and
     handed to MONAI's loading as one checkpoint, so ``strict``, ``strict_shape`` and the ``load_dict`` work as
-    they do for a single file; any other path is MONAI's ``CheckpointLoader`` unchanged. MONAI reads one file
-    only; this subclass exists for the weights over the repository's per-file limit (U²-Net full).
+    they do for a single file; any other path is loaded as by :class:`CheckedCheckpointLoader`. MONAI reads one
+    file only; this subclass exists for the weights over the repository's per-file limit (U²-Net full).
     """
 
     def __call__(self, engine: Engine) -> None:

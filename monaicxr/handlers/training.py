@@ -152,7 +152,10 @@ class TrainingState:
             state["grad_scaler"] = scaler.state_dict()
         if self.validator is not None:
             vstate = self.validator.state
-            state["validator"] = {"best_metric": _plain(vstate.best_metric), "best_metric_epoch": _plain(vstate.best_metric_epoch)}
+            state["validator"] = {
+                "best_metric": _plain(vstate.best_metric),
+                "best_metric_epoch": _plain(vstate.best_metric_epoch),
+            }
         stopping = self._early_stopping()
         if stopping is not None:
             state["early_stop"] = {k: _plain(v) for k, v in stopping.state_dict().items()}

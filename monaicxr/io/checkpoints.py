@@ -228,6 +228,7 @@ def load_checkpoint(
             )
     return checkpoint
 
+
 #: a sharded checkpoint is named by its index file, ``<stem>.index.json``
 INDEX_SUFFIX = ".index.json"
 _FORMAT = "monaicxr sharded state_dict v1"

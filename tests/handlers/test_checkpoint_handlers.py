@@ -147,3 +147,20 @@ def test_resume_errors_naming_the_folder_when_nothing_loads(tmp_path):
     ResumeCheckpointLoader(str(empty), {"model": net}).attach(trainer)
     with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
         trainer.run([0], max_epochs=1)
+
+
+def test_checked_loader_names_a_checkpoint_of_another_network(tmp_path):
+    from monaicxr.handlers import CheckedCheckpointLoader
+
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(4, 4).state_dict(), path)
+    engine = Engine(lambda e, b: None)
+    CheckedCheckpointLoader(str(path), {"model": torch.nn.Linear(2, 2)}).attach(engine)
+    with pytest.raises(CheckpointError, match="another size") as info:
+        engine.run([0], max_epochs=1)
+    assert str(path) in str(info.value)
+    net = torch.nn.Linear(4, 4)
+    engine = Engine(lambda e, b: None)
+    CheckedCheckpointLoader(str(path), {"model": net}).attach(engine)
+    engine.run([0], max_epochs=1)
+    assert torch.equal(net.weight, torch.load(path, weights_only=True)["weight"])
