@@ -153,3 +153,17 @@ def test_nan_image_stops_training_naming_the_file(tmp_path):
     proc = _run(tmp_path, datalist_file=str(datalist), num_epochs=1, **{**overrides, "batch_size": 8})
     assert proc.returncode != 0
     assert "non-finite input" in proc.stderr and str(bad) in proc.stderr, proc.stderr[-3000:]
+
+
+def test_nan_loss_stops_before_the_optimizer_step(tmp_path):
+    """The guard checks the loss before the backward pass, so the weights stay finite and no NaN is saved."""
+    wf = make_workflow(CONFIGS, UNET_TINY, tmp_path, num_epochs=2)
+    wf.parser["loss"] = "$lambda pred, label: pred.mean() * float('nan')"
+    wf.parser.parse(True)  # re-parse with the override (the workflow was initialised before it)
+    network = wf.parser.get_parsed_content("network")
+    with pytest.raises(Exception) as info:
+        wf.run()
+    message = repr(info.value) + repr(info.value.__cause__)
+    assert "non-finite loss" in message and ".png" in message
+    assert all(torch.isfinite(p).all() for p in network.parameters())
+    assert not (tmp_path / "models" / "model.pt").exists()
