@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
-from .checkpoints import ShardedCheckpointLoader, latest_checkpoint
+from .checkpoints import (
+    AtomicCheckpointSaver,
+    AtomicDiskSaver,
+    CheckedCheckpointLoader,
+    ResumeCheckpointLoader,
+    ShardedCheckpointLoader,
+    checkpoint_candidates,
+    latest_checkpoint,
+)
 from .classification import ClassificationReportHandler
 from .overlay import OverlaySaver
 from .rows import RowsCSVWriter
 from .summary import RunSummary
+from .training import NonFiniteGuard, TimeBudget, TrainingState
 
 __all__ = [
+    "AtomicCheckpointSaver",
+    "AtomicDiskSaver",
+    "CheckedCheckpointLoader",
     "ClassificationReportHandler",
+    "NonFiniteGuard",
     "OverlaySaver",
+    "ResumeCheckpointLoader",
     "RowsCSVWriter",
     "RunSummary",
     "ShardedCheckpointLoader",
+    "TimeBudget",
+    "TrainingState",
+    "checkpoint_candidates",
     "latest_checkpoint",
 ]

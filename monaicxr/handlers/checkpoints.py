@@ -1,52 +1,268 @@
-"""Checkpoint glue: the newest epoch checkpoint MONAI's CheckpointSaver wrote (resumable training), and loading
-sharded checkpoints."""
+"""Checkpoint glue: atomic saves, resuming from the newest checkpoint that loads, and sharded checkpoints.
+
+MONAI's ``CheckpointSaver`` and Ignite's ``Checkpoint`` do the bookkeeping (what to save when, which files to
+keep); what they lack, and these classes add:
+
+- Ignite's ``Checkpoint`` deletes the file it drops *before* writing the new one, and MONAI writes in place
+  (``DiskSaver(atomic=False)``), so a kill or a full disk at that moment can leave no good checkpoint, or a
+  truncated ``model.pt``. :class:`AtomicDiskSaver` writes through :func:`monaicxr.io.save_atomic` and deletes
+  the dropped file only once the new one is complete; it also refuses to write non-finite weights.
+- MONAI's ``CheckpointLoader`` reports a bad file in ``torch.load``'s words; :class:`CheckedCheckpointLoader`
+  names the file and the problem.
+- MONAI's ``CheckpointLoader`` takes one file. :class:`ResumeCheckpointLoader` takes the checkpoint folder and
+  resumes from the newest file that loads, skipping truncated or corrupt ones with a warning.
+"""
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import ignite.distributed as idist
 import torch
-from ignite.engine import Engine
-from monai.handlers import CheckpointLoader
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver
+from monai.handlers import CheckpointLoader, CheckpointSaver
 
-from monaicxr.io.checkpoints import is_sharded, load_sharded
+from monaicxr.io.checkpoints import (
+    CheckpointError,
+    is_sharded,
+    load_checkpoint,
+    load_sharded,
+    non_finite_tensor,
+    save_atomic,
+)
 
-__all__ = ["ShardedCheckpointLoader", "latest_checkpoint"]
+__all__ = [
+    "AtomicCheckpointSaver",
+    "AtomicDiskSaver",
+    "CheckedCheckpointLoader",
+    "ResumeCheckpointLoader",
+    "ShardedCheckpointLoader",
+    "checkpoint_candidates",
+    "latest_checkpoint",
+]
 
 _EPOCH = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
 
 
+def checkpoint_candidates(ckpt_dir: str | Path) -> list[Path]:
+    """The ``checkpoint_epoch=N.pt`` files in ``ckpt_dir``, newest (largest N) first.
+
+    Temporary files a killed save left behind (``*.pt.tmp``) and other names are not candidates.
+    """
+    folder = Path(ckpt_dir)
+    found = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _EPOCH.fullmatch(p.name)
+            if m and p.is_file():
+                found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
 def latest_checkpoint(ckpt_dir: str | Path, required: bool = True) -> str | None:
-    """Path of the ``checkpoint_epoch=N.pt`` with the largest N in ``ckpt_dir``.
+    """Path of the ``checkpoint_epoch=N.pt`` with the largest N in ``ckpt_dir`` (whether or not it loads).
 
     Args:
         ckpt_dir: folder given to :class:`monai.handlers.CheckpointSaver` with ``save_interval``.
         required: raise ``FileNotFoundError`` when there is none (a resume that finds nothing to resume from
             is an error, not a silent fresh start); with ``False`` return ``None``.
     """
-    folder = Path(ckpt_dir)
-    found = []
-    if folder.is_dir():
-        for p in folder.iterdir():
-            m = _EPOCH.search(p.name)
-            if m:
-                found.append((int(m.group(1)), p))
+    found = checkpoint_candidates(ckpt_dir)
     if not found:
         if required:
-            raise FileNotFoundError(f"resume was asked for, but {folder} holds no checkpoint_epoch=N.pt file")
+            raise FileNotFoundError(f"resume was asked for, but {ckpt_dir} holds no checkpoint_epoch=N.pt file")
         return None
-    return str(max(found)[1])
+    return str(found[0])
 
 
-class ShardedCheckpointLoader(CheckpointLoader):
+class AtomicDiskSaver(DiskSaver):
+    """Ignite's ``DiskSaver`` that writes atomically and durably, and deletes old files only after a good save.
+
+    Ignite's ``Checkpoint`` calls :meth:`remove` for the file it drops before it saves the new one; here the
+    removal waits until the next save has completed, and a removal of the file being written (a fixed name
+    such as ``model.pt``) is dropped, since ``os.replace`` swaps it. Each save goes through
+    :func:`monaicxr.io.save_atomic` (temporary file, ``fsync``, ``os.replace``, folder ``fsync``), and a checkpoint
+    holding a non-finite floating-point tensor is refused with ``FloatingPointError`` (the previous file stays).
+
+    Args:
+        dirname: the folder (created when missing; may hold files already).
+        filename: a fixed file name used for every save (MONAI's ``final_filename`` / ``key_metric_filename``).
+        kwargs: ``save_on_rank`` and ``torch.save`` arguments, as for ``DiskSaver``.
+    """
+
+    def __init__(self, dirname: str | Path, filename: str | None = None, **kwargs: Any) -> None:
+        super().__init__(dirname=dirname, atomic=True, create_dir=True, require_empty=False, **kwargs)
+        self.filename = filename
+        self._to_remove: list[str] = []
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        filename = self.filename or filename
+        super().__call__(checkpoint, filename, metadata)
+        if idist.get_rank() == self.save_on_rank:
+            for old in self._to_remove:
+                if old != filename:
+                    (self.dirname / old).unlink(missing_ok=True)
+        self._to_remove.clear()
+
+    def _save_func(self, checkpoint: Mapping, path: Path, func: Any) -> None:
+        bad = non_finite_tensor(checkpoint)
+        if bad is not None:
+            raise FloatingPointError(
+                f"refusing to write {path}: tensor {bad!r} holds NaN or inf (training diverged); "
+                f"the previous {path.name}, if any, is unchanged"
+            )
+        save_atomic(checkpoint, path, save=func, **self.kwargs)
+
+    def remove(self, filename: str) -> None:
+        self._to_remove.append(self.filename or filename)
+
+
+class AtomicCheckpointSaver(CheckpointSaver):
+    """MONAI's ``CheckpointSaver`` writing through :class:`AtomicDiskSaver`, resumable with its best score.
+
+    The arguments are MONAI's. MONAI builds its savers inside ``__init__`` and takes no save handler, so this
+    subclass swaps each one for an :class:`AtomicDiskSaver` with the same folder and fixed name. It adds:
+
+    - :meth:`state_dict` / :meth:`load_state_dict`: the best-metric saver's record of the score it saved
+      (:class:`monaicxr.handlers.TrainingState` puts it in the training checkpoint, so a resumed run does not
+      overwrite ``model.pt`` with a worse epoch).
+    - on a resumed run, the ``checkpoint_epoch=N.pt`` files of earlier epochs are adopted at the first epoch, so
+      ``n_saved`` keeps pruning them.
+    - at an exception, a final checkpoint that cannot be written (non-finite weights) is logged, and the
+      original exception is raised, not the saving error.
+    """
+
+    def __init__(self, save_dir: str, save_dict: dict, **kwargs: Any) -> None:
+        super().__init__(save_dir=save_dir, save_dict=save_dict, **kwargs)
+        fixed = {
+            "_final_checkpoint": self._final_filename,
+            "_key_metric_checkpoint": kwargs.get("key_metric_filename"),
+            "_interval_checkpoint": None,
+        }
+        for attr, filename in fixed.items():
+            ckpt: Checkpoint | None = getattr(self, attr)
+            if ckpt is not None:
+                ckpt.save_handler = AtomicDiskSaver(self.save_dir, filename=filename)
+        self._file_prefix = kwargs.get("file_prefix", "")
+        self._adopted = False
+
+    def state_dict(self) -> dict:
+        """The best-metric saver's ``Checkpoint`` state (its saved score), or ``{}`` without one."""
+        if self._key_metric_checkpoint is None:
+            return {}
+        return dict(self._key_metric_checkpoint.state_dict())
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict and self._key_metric_checkpoint is not None:
+            self._key_metric_checkpoint.load_state_dict(state_dict)
+
+    def attach(self, engine: Engine) -> None:
+        super().attach(engine)
+        if self._interval_checkpoint is not None and self.epoch_level and not self._file_prefix:
+            engine.add_event_handler(Events.EPOCH_STARTED, self._adopt_earlier_checkpoints)
+
+    def _adopt_earlier_checkpoints(self, engine: Engine) -> None:
+        if self._adopted or self._interval_checkpoint is None:
+            return
+        self._adopted = True
+        ckpt = self._interval_checkpoint
+        known = {item.filename for item in ckpt._saved}
+        for path in checkpoint_candidates(self.save_dir):
+            epoch = int(_EPOCH.fullmatch(path.name).group(1))
+            if epoch < engine.state.epoch and path.name not in known:
+                ckpt._saved.append(Checkpoint.Item(epoch, path.name))
+        ckpt._saved.sort(key=lambda it: it[0])
+        if ckpt.n_saved is not None:
+            del ckpt._saved[: max(0, len(ckpt._saved) - ckpt.n_saved)]  # older ones stay on disk, untracked
+
+    def exception_raised(self, engine: Engine, e: Exception) -> None:
+        try:
+            super().exception_raised(engine, e)
+        except FloatingPointError as save_error:
+            if save_error is e:
+                raise
+            self.logger.warning(f"No final checkpoint written: {save_error}")
+            raise e from None
+
+
+class ResumeCheckpointLoader(CheckpointLoader):
+    """MONAI's ``CheckpointLoader`` that resumes from the newest checkpoint in a folder that loads.
+
+    ``load_path`` is the checkpoint folder (or one file). At ``Events.STARTED`` the ``checkpoint_epoch=N.pt``
+    files are tried newest first; one that is truncated, corrupt, not a checkpoint, lacks a ``load_dict`` key,
+    holds another network or non-finite weights (:func:`monaicxr.io.load_checkpoint`) is skipped with a
+    warning naming it and the reason. The log says which file the run resumes from. MONAI's loader reads one
+    given file with ``torch.load`` only, so the reading is done here; the loading into the objects is Ignite's
+    ``Checkpoint.load_objects`` with MONAI's ``max_epochs`` rule, as in MONAI. ``strict_shape=False`` is not
+    supported.
+
+    Raises:
+        FileNotFoundError: the folder holds no ``checkpoint_epoch=N.pt`` (naming the folder).
+        CheckpointError: none of them loads (naming the folder and each file's problem).
+    """
+
+    def __call__(self, engine: Engine) -> None:
+        target = Path(self.load_path)
+        candidates = [target] if target.is_file() else checkpoint_candidates(target)
+        if not candidates:
+            raise FileNotFoundError(f"resume was asked for, but {target} holds no checkpoint_epoch=N.pt file")
+        problems = []
+        for path in candidates:
+            try:
+                checkpoint = load_checkpoint(path, map_location=self.map_location, expected=self.load_dict)
+            except CheckpointError as e:
+                problems.append(str(e))
+                if len(candidates) > 1:
+                    self.logger.warning(f"Skipping checkpoint {path}: {e}")
+                continue
+            break
+        else:
+            raise CheckpointError(
+                f"resume was asked for, but {target} holds no checkpoint that loads: " + " | ".join(problems)
+            )
+        prior_max_epochs = engine.state.max_epochs
+        Checkpoint.load_objects(to_load=self.load_dict, checkpoint=checkpoint, strict=self.strict)
+        if prior_max_epochs is not None and engine.state.epoch > prior_max_epochs:
+            raise ValueError(
+                f"{path} was written at epoch {engine.state.epoch}, past num_epochs ({prior_max_epochs}); "
+                "resume with a larger --num_epochs"
+            )
+        engine.state.max_epochs = prior_max_epochs
+        self.logger.info(
+            f"Resuming from {path} (epoch {engine.state.epoch} done, iteration {engine.state.iteration}); "
+            f"training continues to epoch {prior_max_epochs}"
+        )
+
+
+class CheckedCheckpointLoader(CheckpointLoader):
+    """MONAI's ``CheckpointLoader`` that first checks the file and names it and the problem when it cannot load.
+
+    ``torch.load`` reports a truncated file as a zip-reader error, a foreign pickle with its ``weights_only``
+    advice, and a network mismatch as a list of state_dict keys; here :func:`monaicxr.io.load_checkpoint` reads
+    the file first and raises :class:`monaicxr.io.CheckpointError` naming it and saying what is wrong (truncated,
+    not a checkpoint, weights of another network or size, non-finite weights). A good file is then loaded by
+    MONAI unchanged (so it is read twice; a model file is small next to an evaluation). With ``strict=False`` or
+    ``strict_shape=False`` the check is left out, as MONAI then loads partial matches on purpose.
+    """
+
+    def __call__(self, engine: Engine) -> None:
+        if self.strict and self.strict_shape and isinstance(self.load_path, (str, Path)):
+            load_checkpoint(self.load_path, map_location=self.map_location, expected=self.load_dict)
+        super().__call__(engine)
+
+
+class ShardedCheckpointLoader(CheckedCheckpointLoader):
     """MONAI's ``CheckpointLoader`` that also reads a sharded checkpoint (``<name>.index.json``).
 
     A ``load_path`` ending in ``.index.json`` is joined from its shards (:func:`monaicxr.io.load_sharded`) and
     handed to MONAI's loading as one checkpoint, so ``strict``, ``strict_shape`` and the ``load_dict`` work as
-    they do for a single file; any other path is MONAI's ``CheckpointLoader`` unchanged. MONAI reads one file
-    only; this subclass exists for the weights over the repository's per-file limit (U²-Net full).
+    they do for a single file; any other path is loaded as by :class:`CheckedCheckpointLoader`. MONAI reads one
+    file only; this subclass exists for the weights over the repository's per-file limit (U²-Net full).
     """
 
     def __call__(self, engine: Engine) -> None:

@@ -1,18 +1,21 @@
 """Readers and writers MONAI lacks: chest radiographs with correct photometry, overlays, prediction PNGs,
-sharded checkpoints."""
+atomic and checked checkpoint files, sharded checkpoints."""
 
 from __future__ import annotations
 
-from .checkpoints import is_sharded, load_sharded, save_sharded
+from .checkpoints import CheckpointError, is_sharded, load_checkpoint, load_sharded, save_atomic, save_sharded
 from .overlay import render_overlay, save_overlay
 from .reader import CXRImageReader, read_cxr
 
 __all__ = [
+    "CheckpointError",
     "CXRImageReader",
     "is_sharded",
+    "load_checkpoint",
     "load_sharded",
     "read_cxr",
     "render_overlay",
+    "save_atomic",
     "save_overlay",
     "save_sharded",
 ]
