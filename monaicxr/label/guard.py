@@ -362,7 +362,7 @@ class GuardMiddleware:
             return 403, str(WritesDisabledError(raise_what))
         for key, value in parse_qsl(query, keep_blank_values=True):
             if key in ID_PARAMS and value and not valid_image_id(value):
-                if method == "PUT" and key == "image":  # the id a new image is to get
+                if method == "PUT" and key == "image" and path in ("/datastore/", "/datastore/image"):  # a new id
                     return (
                         422,
                         f"image id {value[:300]!r}: expected a plain file name without '/', '\\' or a leading '.'",

@@ -102,7 +102,12 @@ class Server:
     def request(self, method: str, path: str, token: str | None = "default", timeout: float = 120, **kw):
         return requests.request(method, self.url + path, headers=self.headers(token), timeout=timeout, **kw)
 
-    def temp_files(self) -> list[str]:
+    def temp_files(self, expected: list[str] | None = None) -> list[str]:
+        """The server's temporary folder; with ``expected``, wait up to 5 s for it (result files are removed in a
+        background task after the answer)."""
+        deadline = time.monotonic() + 5
+        while expected is not None and sorted(os.listdir(self.tmp)) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
         return sorted(os.listdir(self.tmp))
 
     def log_tail(self, n: int = 40) -> str:
@@ -220,7 +225,7 @@ def test_a_read_only_server_refuses_every_write(read_only):
     # reading still works, without a token on loopback
     assert read_only.request("GET", "/info/").status_code == 200
     assert _infer(read_only, "image=img0&output=json").status_code == 200
-    assert read_only.temp_files() == []
+    assert read_only.temp_files(expected=[]) == []
 
 
 def test_names_never_reach_outside_the_studies_folder(writable, root):
@@ -294,10 +299,7 @@ def test_failed_uploads_leave_no_temporary_file(writable):
     )
     assert ok.status_code == 200, ok.text[:300]
     assert (writable.root / "outside").is_dir() and not (writable.root / "studies" / "bomb.png").exists()
-    deadline = time.monotonic() + 5
-    while writable.temp_files() != before and time.monotonic() < deadline:
-        time.sleep(0.2)  # the result file is removed in a background task after the answer
-    assert writable.temp_files() == before
+    assert writable.temp_files(expected=before) == before
 
 
 def test_status_codes_for_missing_and_unknown(writable):
