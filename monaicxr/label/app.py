@@ -128,6 +128,8 @@ class CXRLabelApp(MONAILabelApp):
 
     def infer(self, request, datastore=None):
         """MONAI Label's infer, on a datastore image id or a file this server made (see the module docstring)."""
+        if request.get("model") not in self._infers:
+            return super().infer(request, datastore)  # which answers "no model ..." (404) before reading the image
         request = copy.deepcopy(dict(request))
         datastore = datastore or self.datastore()
         save_label = _truthy(request.get("save_label", False))

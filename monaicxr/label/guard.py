@@ -309,7 +309,8 @@ _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 class GuardMiddleware:
     """ASGI middleware applying a :class:`ServerPolicy` to every HTTP request before the routes see it.
 
-    In this order: the ``Host`` header, when the server listens on a loopback address without a token, must
+    Without a token, a connection to a non-loopback address of this machine is refused (403), however the server
+    was started. Then, in this order: the ``Host`` header, when the server listens on a loopback address without a token, must
     name a loopback address (DNS rebinding: a web page whose name resolves to 127.0.0.1); the access token
     (401 without a valid ``Authorization: Bearer``, compared in constant time); no ``..`` path segment (404);
     the write routes (403 unless writes are allowed); the query string's image ids (404, the same answer as
@@ -332,6 +333,10 @@ class GuardMiddleware:
         if root and path.startswith(root):
             path = path[len(root) :]
         problem = self._problem(method, path, headers, scope.get("query_string", b"").decode("latin-1"))
+        local = (scope.get("server") or ("127.0.0.1", 0))[0]
+        if problem is None and self._token is None and not is_loopback(str(local)):
+            # started some other way (monailabel start_server --host 0.0.0.0) on a non-loopback address
+            problem = 403, "this server has no access token: it answers connections to a loopback address only"
         if problem is None:
             return await self.app(scope, receive, send)
         status, detail = problem
