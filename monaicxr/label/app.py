@@ -5,6 +5,10 @@ has an infer task (:class:`~monaicxr.label.infer.CXRBundleInferTask`) and a trai
 (:class:`~monaicxr.label.train.CXRBundleTrainTask`). Active learning: MONAI Label's ``random`` and ``first``
 (first unlabelled image in name order) strategies.
 
+Its ``infer`` takes an image id of the datastore (or an upload / session file the server made itself), never a
+client's path: MONAI Label's runs on any file of the server's disk that a client names. ``save_label`` needs
+the server started with ``--allow-writes`` and a plain label tag (see :mod:`monaicxr.label.guard`).
+
 ``--conf`` keys (MONAI Label's ``--conf key value``):
 
 ========================= ==================================================================================
@@ -19,6 +23,7 @@ has an infer task (:class:`~monaicxr.label.infer.CXRBundleInferTask`) and a trai
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -26,12 +31,22 @@ from pathlib import Path
 import monailabel
 from monailabel.config import settings
 from monailabel.datastore.dicom import DICOMwebClientX
-from monailabel.datastore.local import LocalDatastore
 from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.datastore import DefaultLabelTag
+from monailabel.interfaces.exception import ImageNotFoundException
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
-from .datastore import CXR_EXTENSIONS, CXR_MODALITIES, CXRDICOMWebDatastore
+from .datastore import CXR_EXTENSIONS, CXR_MODALITIES, CXRDICOMWebDatastore, CXRLocalDatastore
+from .guard import (
+    InvalidNameError,
+    ServerPolicy,
+    WritesDisabledError,
+    image_not_found,
+    is_trusted_path,
+    valid_image_id,
+    valid_tag,
+)
 from .infer import CXRBundleInferTask
 from .models import bundle_labels, default_bundles_dir, served_models
 from .train import CXRBundleTrainTask
@@ -56,6 +71,7 @@ class CXRLabelApp(MONAILabelApp):
             Path.home() / ".monaicxr_label" / "models" if remote else Path(studies) / ".monaicxr_label" / "models"
         )
         self.model_dir = Path(conf.get("model_dir") or default_model_dir).resolve()
+        self.policy = ServerPolicy.from_env()
         self.models = served_models(self.bundles_dir, conf.get("models"))
         if not self.models:
             raise ValueError(f"no servable bundle (configs/inference.json) found in {self.bundles_dir}")
@@ -76,7 +92,7 @@ class CXRLabelApp(MONAILabelApp):
     def init_datastore(self):
         if self.studies.startswith(("http://", "https://")):
             return self._init_dicomweb_datastore()
-        return LocalDatastore(
+        return CXRLocalDatastore(
             self.studies,
             extensions=list(CXR_EXTENSIONS),
             auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
@@ -109,6 +125,39 @@ class CXRLabelApp(MONAILabelApp):
 
     def init_strategies(self):
         return {"random": Random(), "first": First()}
+
+    def infer(self, request, datastore=None):
+        """MONAI Label's infer, on a datastore image id or a file this server made (see the module docstring)."""
+        if request.get("model") not in self._infers:
+            return super().infer(request, datastore)  # which answers "no model ..." (404) before reading the image
+        request = copy.deepcopy(dict(request))
+        datastore = datastore or self.datastore()
+        save_label = _truthy(request.get("save_label", False))
+        tag = request.get("label_tag") or DefaultLabelTag.ORIGINAL.value
+        if save_label and not self.policy.allow_writes:
+            raise WritesDisabledError("save_label")
+        if not valid_tag(tag):
+            raise InvalidNameError(f"label tag {str(tag)[:100]!r}: expected letters, digits, '_' or '-'")
+        image_id = request.get("image")
+        if not isinstance(image_id, str) or not image_id:
+            raise ImageNotFoundException(image_not_found(image_id))
+        if is_trusted_path(image_id):
+            save_label = False  # an upload has no datastore entry to save a label for
+        else:
+            uri = datastore.get_image_uri(image_id) if valid_image_id(image_id) else ""
+            if not uri:
+                raise ImageNotFoundException(image_not_found(image_id))
+            request["image"] = uri
+        # MONAI Label's infer runs on the path as given (and then saves no label); the label is saved here
+        request["save_label"] = False
+        result = super().infer(request, datastore)
+        if save_label and result.get("file") and os.path.exists(result["file"]):
+            params = result.get("params")
+            result["label"] = datastore.save_label(
+                image_id, result["file"], tag, {"model": request["model"], "params": params}
+            )
+            result["tag"] = tag
+        return result
 
     def info(self):
         i = super().info()

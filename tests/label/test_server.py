@@ -106,7 +106,7 @@ def server(tmp_path_factory):
     port = _free_port()
     log = tmp / "server.log"
     cmd = [sys.executable, "-m", "monaicxr.label", str(tmp / "studies"), "--port", str(port)]
-    cmd += ["--conf", "model_dir", str(model_dir), "--log-level", "warning"]
+    cmd += ["--conf", "model_dir", str(model_dir), "--log-level", "warning", "--allow-writes"]
     env = {**os.environ, "MONAI_LABEL_SESSION_PATH": str(tmp / "sessions")}
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
