@@ -19,7 +19,7 @@ Usage::
 
     python benchmarks/cpu_training_speed.py step --threads 1
     python benchmarks/cpu_training_speed.py step --networks basicunet densenet121 --compile
-    python benchmarks/cpu_training_speed.py pipeline --num_workers 1 --batches 40
+    python benchmarks/cpu_training_speed.py pipeline --num_workers 1 --batches 40 [--cache_dtype uint8]
     python benchmarks/cpu_training_speed.py epoch --threads 1                      # unet, all of Train, 256²
     python benchmarks/cpu_training_speed.py epoch --bundle densenet121 --max_train_items 800
 
@@ -216,10 +216,18 @@ def run_pipeline(args) -> list[dict[str, Any]]:
         "num_workers": args.num_workers,
         "max_train_items": args.max_train_items,
         "show_progress": False,
+        "cache_dtype": args.cache_dtype,
     }
     parser = _bundle_parser(overrides)
+    t0 = time.perf_counter()
     loader = parser.get_parsed_content("train#dataloader")
-    print(f"CPU: {cpu_model()}; unet bundle train DataLoader, {args.num_workers} worker(s), cache built first")
+    build_s = time.perf_counter() - t0
+    cache = getattr(loader.dataset, "_cache", [])
+    cache_mb = sum(v.numel() * v.element_size() for item in cache for v in item.values() if torch.is_tensor(v)) / 1e6
+    print(
+        f"CPU: {cpu_model()}; unet bundle train DataLoader, {args.num_workers} worker(s), cache_dtype "
+        f"{args.cache_dtype}: {len(cache)} items cached in {build_s:.1f} s, {cache_mb:.0f} MB of tensors"
+    )
     rows = []
     for epoch in range(2):  # the first epoch starts the workers
         n, t0 = 0, time.perf_counter()
@@ -228,7 +236,10 @@ def run_pipeline(args) -> list[dict[str, Any]]:
             if i + 1 >= args.batches:
                 break
         dt = time.perf_counter() - t0
-        rows.append({"epoch": epoch + 1, "images": n, "images_per_s": n / dt})
+        rows.append(
+            {"epoch": epoch + 1, "images": n, "images_per_s": n / dt, "cache_dtype": args.cache_dtype,
+             "cache_mb": cache_mb}
+        )  # fmt: skip
     print("| pass | images | images/s |")
     print("|---|---|---|")
     for r in rows:
@@ -302,6 +313,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--num_workers", type=int, default=1)
     ap.add_argument("--bundle", default="unet", choices=sorted(BEFORE), help="epoch: the bundle to run")
     ap.add_argument("--batch_size_epoch", type=int, default=None, help="epoch: the bundle's batch size")
+    ap.add_argument("--cache_dtype", default="float32", choices=["float32", "uint8"], help="pipeline: cache dtype")
     ap.add_argument("--batches", type=int, default=40, help="pipeline: batches per pass")
     ap.add_argument("--max_train_items", type=int, default=None, help="epoch/pipeline: a seeded subset of Train")
     ap.add_argument("--dataset_dir", default=None)

@@ -17,7 +17,7 @@ from collections.abc import Hashable, Mapping
 
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
+from monai.transforms import MapTransform, RandomizableTrait
 
 __all__ = ["CACHE_DTYPES", "FromCacheDtyped", "ToCacheDtyped"]
 
@@ -84,8 +84,12 @@ class ToCacheDtyped(MapTransform):
         return d
 
 
-class FromCacheDtyped(MapTransform):
+class FromCacheDtyped(MapTransform, RandomizableTrait):
     """Float32 images and labels back from :class:`ToCacheDtyped`'s storage (a no-op on float32 input).
+
+    It draws nothing, but carries MONAI's ``RandomizableTrait`` marker: ``CacheDataset`` caches the transforms
+    before the first transform so marked, so the cache ends here and holds the 8-bit items, not their float32
+    expansion (without the marker MONAI would run this transform too before caching, undoing the saving).
 
     Args:
         keys: image keys (``uint8`` becomes ``x / 255``).

@@ -10,7 +10,14 @@ from monai.transforms import MapTransform
 
 from .array import BinarizeMask, ExcludeIgnored, LevelsToValues, ScaleByBitDepth, SnapToLevels, ThreeLevelLabel
 
-__all__ = ["ExcludeIgnoredd", "ScaleByBitDepthd", "BinarizeMaskd", "ThreeLevelLabeld", "SnapToLevelsd", "LevelsToValuesd"]
+__all__ = [
+    "ExcludeIgnoredd",
+    "ScaleByBitDepthd",
+    "BinarizeMaskd",
+    "ThreeLevelLabeld",
+    "SnapToLevelsd",
+    "LevelsToValuesd",
+]
 
 
 class _Wrap(MapTransform):
