@@ -555,7 +555,7 @@ def predict(
     out = Path(output_dir).resolve()
     items, ignored = find_inputs(inputs, exclude=out)
     if ignored:
-        notes.append(f"{ignored} files without an image or DICOM suffix ignored in the input folders")
+        notes.append(f"{ignored} file(s) without an image or DICOM suffix ignored in the input folders")
     out.mkdir(parents=True, exist_ok=True)
     class_cols = [f"p_{n}" for n in loaded["classifier"].class_names] if "classifier" in loaded else []
     columns = [*CSV_COLUMNS[:6], *class_cols, *CSV_COLUMNS[6:]]
