@@ -88,6 +88,8 @@ MAX_ASPECT = 2.0
 #: a 1st-99th percentile range below this fraction of the full scale is a blank / near-constant image
 FLAT_RANGE = 0.02
 TEMPERATURE_FILE = "models/temperature.json"
+#: written into ``summary.json``; a folder holding such a file is an output, never walked as input
+GENERATOR = "monaicxr predict"
 #: network class name -> the module Grad-CAM hooks (its output feature map); others: the last Conv2d
 GRADCAM_LAYERS = {"SimpleCNN": "features.2", "DenseNet121": "class_layers.relu"}
 _JUNK = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX"})
@@ -284,6 +286,15 @@ def _is_candidate(path: Path) -> bool:
     return suffix in PIL_SUFFIXES or suffix in DICOM_SUFFIXES or (suffix == "" and _has_dicm_preamble(path))
 
 
+def _is_predict_output(folder: Path, files: list[str]) -> bool:
+    if "summary.json" not in files or "predictions.csv" not in files:
+        return False
+    try:
+        return json.loads((folder / "summary.json").read_text()).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def find_inputs(
     inputs: str | os.PathLike | Sequence[str | os.PathLike], exclude: Path | None = None
 ) -> tuple[list[tuple[Path, str]], int]:
@@ -291,7 +302,8 @@ def find_inputs(
 
     A file given by name is always taken (and reported if unreadable); in a folder, walked recursively without
     following symbolic links to folders, files with an image or DICOM suffix (or a DICOM preamble) are taken.
-    ``name`` is the path under the folder (or the file's name). ``exclude`` (the output folder) is not walked.
+    ``name`` is the path under the folder (or the file's name). ``exclude`` (the output folder) is not walked,
+    nor is any sub-folder holding an earlier run's output (its ``summary.json`` names :data:`GENERATOR`).
     """
     items: list[tuple[Path, str]] = []
     ignored = 0
@@ -303,6 +315,10 @@ def find_inputs(
             items.append((top, top.name))
             continue
         for folder, dirs, files in os.walk(top):
+            if folder != str(top) and _is_predict_output(Path(folder), files):
+                logger.info("predict: %s holds an earlier predict run's output; not read as input", folder)
+                dirs[:] = []
+                continue
             dirs[:] = sorted(d for d in dirs if d not in _JUNK and (exclude is None or Path(folder, d) != exclude))
             for f in sorted(files):
                 path = Path(folder, f)
@@ -588,6 +604,7 @@ def predict(
         writer.writerows({**r, "warnings": "; ".join(r["warnings"])} for r in rows)
     n_predicted = sum(r["status"] == "predicted" for r in rows)
     summary = {
+        "generator": GENERATOR,
         "inputs": [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)],
         "output_dir": str(out),
         "n_found": len(items),

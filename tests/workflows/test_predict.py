@@ -271,3 +271,27 @@ def test_infection_wiring_with_random_weights(tmp_path):
         assert (fraction == "" and grade in ("lung not found", "no lung")) or (
             0.0 <= float(fraction) <= 1.0 and grade in ("none", "mild", "moderate", "severe", "critical")
         )
+
+
+def test_stored_temperature_and_output_inside_input(tmp_path):
+    cnn = tmp_path / "cnn_copy"
+    shutil.copytree(REPO / "bundles/simple_cnn/configs", cnn / "configs")
+    (cnn / "models").mkdir()
+    shutil.copy(REPO / "bundles/simple_cnn/models/model.pt", cnn / "models/model.pt")
+    root = tmp_path / "in"
+    root.mkdir()
+    _phantom(9, "covid").save(root / "covid.png")
+
+    def probs(out: Path) -> tuple[list[float], str]:
+        with open(out / "predictions.csv", newline="") as f:
+            (row,) = csv.DictReader(f)
+        return [float(row[f"p_{c}"]) for c in CLASSES], row["calibration"]
+
+    plain = predict(root, root / "out_plain", models=[ModelSpec("classifier", str(cnn))], progress=False)
+    (cnn / "models/temperature.json").write_text(json.dumps({"temperature": 4.0}))
+    hot = predict(root, root / "out_hot", models=[ModelSpec("classifier", str(cnn))], progress=False)
+    assert plain["n_found"] == hot["n_found"] == 1  # out_plain, inside the input folder, is not read as input
+    (p_plain, cal_plain), (p_hot, cal_hot) = probs(root / "out_plain"), probs(root / "out_hot")
+    assert cal_plain == "uncalibrated" and cal_hot == "temperature 4 (models/temperature.json)"
+    assert max(p_hot) < max(p_plain) and int(np.argmax(p_hot)) == int(np.argmax(p_plain))  # softer, same class
+    assert hot["models"]["classifier"]["calibration"] == cal_hot
