@@ -4,7 +4,7 @@ Example::
 
     monaicxr predict chest_xrays/ runs/predict
     monaicxr predict scan.dcm runs/one --models lung,classifier
-    monaicxr predict chest_xrays/ runs/u2 --models bundles/u2net classifier
+    monaicxr predict chest_xrays/ runs/mine --models /path/to/my_lung_bundle classifier
 
 Exit status: 0 when at least one image was predicted, 1 when none could be (every file unreadable, or no
 image found), 2 for bad arguments, a missing input or missing weights (reported before any image is read).
