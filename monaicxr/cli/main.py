@@ -13,6 +13,7 @@ Example::
     monaicxr fingerprint ../shared/data/covidqu_infection --out runs/cq/fingerprint.json --max-masks 200
     monaicxr phantoms /tmp/phantoms --per-class 8 --size 128
     monaicxr summarize runs/loss_study/*
+    monaicxr predict chest_xrays/ runs/predict --models lung,classifier
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monaicxr import __version__
+from monaicxr.cli.predict import add_commands as add_predict_commands
 from monaicxr.cli.segment_classify import add_commands as add_segment_classify_commands
 from monaicxr.cli.summarize import add_commands as add_summarize_commands
 from monaicxr.cli.weights import add_commands as add_weights_commands
@@ -157,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     p.set_defaults(func=_cmd_phantoms)
 
+    add_predict_commands(sub, common)
     add_segment_classify_commands(sub, common)  # predict-lungs, compare-masking
     add_summarize_commands(sub, common)
     add_weights_commands(sub, common)
