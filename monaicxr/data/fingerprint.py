@@ -1,8 +1,10 @@
 """A dataset fingerprint in the manner of nnU-Net: one JSON file a person reads before training on the data.
 
-It records what the indexer found (counts per class and split), what the files are (image sizes, PIL modes and
-bit depths, mask values), how large the lungs and the infections are, and every file the indexer skipped with
-its reason. Image headers are read for every record (cheap); masks are fully decoded, optionally for a seeded
+It records what the indexer found (counts per class and split), what the files are (image sizes, PIL modes,
+bit depths and under ``bit_depth_rule`` how many files got their bit depth from which rule of
+:mod:`monaicxr.io.reader` -- ``"dtype"``, ``"sBIT"``, ``"BitsStored"``, ``"float [0,1]"``, ``"explicit"``...,
+mask values), how large the lungs and the infections are, and every file the indexer skipped with
+its reason. Every image is decoded as the loader decodes it; masks are fully decoded, optionally for a seeded
 sample only.
 
 Example::
@@ -36,8 +38,6 @@ logger = logging.getLogger(__name__)
 MASK_KINDS = {"lung": "lung_mask", "infection": "infection_mask", "ignore": "ignore_mask"}
 #: the value sets a binary mask may have; anything else is listed under ``unexpected_mask_values``
 EXPECTED_MASK_VALUES = ({0, 255}, {0, 1})
-#: bits per sample of the PIL modes a radiograph is likely to have
-_MODE_BITS = {"1": 1, "L": 8, "P": 8, "LA": 8, "RGB": 8, "RGBA": 8, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32}
 _MAX_LISTED_VALUES = 20
 
 
@@ -65,16 +65,19 @@ def _stats_by_class(values: dict[str, list[float]]) -> dict:
     return {"all": _stats(everything), "by_class": {c: _stats(values[c]) for c in sorted(values)}}
 
 
-def _image_header(path: str) -> tuple[tuple[int, int], str, int | None]:
-    """(width, height), mode and bits per sample, from the header only."""
-    if path.lower().endswith(".dcm"):
-        import pydicom
+def _image_header(path: str) -> tuple[tuple[int, int], str, int | None, str]:
+    """(width, height), mode, bit depth and bit depth rule, decoded as the loader decodes the image.
 
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        mode = f"DICOM {ds.get('PhotometricInterpretation', '?')}"
-        return (int(ds.Columns), int(ds.Rows)), mode, int(ds.get("BitsStored", 0)) or None
-    with Image.open(path) as img:
-        return img.size, img.mode, _MODE_BITS.get(img.mode)
+    The file is read with :func:`monaicxr.io.reader.read_cxr`, since the bit depth of a PNG with ``sBIT`` or of
+    a float TIFF depends on more than the header.
+    """
+    from monaicxr.io.reader import read_cxr  # monaicxr.io imports monaicxr.data.records
+
+    arr, meta = read_cxr(path)
+    mode = str(meta["original_mode"])
+    if mode == "DICOM":
+        mode = f"DICOM {meta['photometric_interpretation']}"
+    return (int(arr.shape[1]), int(arr.shape[0])), mode, int(meta["bit_depth"]), str(meta["bit_depth_rule"])
 
 
 def _read_mask(path: str) -> np.ndarray:
@@ -137,6 +140,7 @@ def compute_fingerprint(
     sizes: Counter = Counter()
     modes: Counter = Counter()
     bits: Counter = Counter()
+    rules: Counter = Counter()
     values: dict[str, set[int]] = defaultdict(set)
     unexpected: list[dict] = []
     mismatched: list[dict] = []
@@ -147,7 +151,7 @@ def compute_fingerprint(
 
     for index, rec in enumerate(tqdm(records, desc=f"fingerprint {result.source}", disable=not progress)):
         try:
-            size, mode, nbits = _image_header(rec.image)
+            size, mode, nbits, rule = _image_header(rec.image)
         except Exception as e:  # any decoder error: list the file, keep going
             unreadable.append({"id": rec.id, "path": rec.image, "error": f"{type(e).__name__}: {e}"})
             size = None
@@ -155,12 +159,14 @@ def compute_fingerprint(
             sizes[f"{size[0]}x{size[1]}"] += 1
             modes[mode] += 1
             bits[str(nbits) if nbits is not None else "unknown"] += 1
+            rules[rule] += 1
         if index in decode:
             _mask_pass(rec, size, values, unexpected, mismatched, unreadable, lung_frac, inf_frac, inf_lung_frac)
 
     fp["image_sizes"] = dict(sizes.most_common())
     fp["image_modes"] = dict(modes.most_common())
     fp["bits_per_sample"] = dict(sorted(bits.items()))
+    fp["bit_depth_rule"] = dict(rules.most_common())
     fp["mask_values"] = {k: sorted(v) for k, v in sorted(values.items())}
     fp["unexpected_mask_values"] = unexpected
     fp["mask_size_mismatches"] = mismatched

@@ -21,6 +21,9 @@ key                        meaning
 ========================== ============================================================================
 ``bit_depth``              8, 12 or 16 for PIL files; BitsStored for DICOM. Values lie in
                            ``[0, 2**bit_depth - 1]`` (see :class:`monaicxr.transforms.ScaleByBitDepth`)
+``bit_depth_rule``         where ``bit_depth`` came from (see :data:`BIT_DEPTH_RULES`): ``"dtype"``,
+                           ``"sBIT"``, ``"BitsStored"``, ``"float [0,1]"``, ``"float integer range"``,
+                           ``"max value"`` or ``"explicit"``
 ``original_mode``          the PIL mode (``"L"``, ``"I;16"``, ``"RGB"``...) or ``"DICOM"``
 ``format``                 the PIL format name (``"PNG"``...) or ``"DICOM"``
 ``photometric_interpretation``  DICOM (0028,0004), ``"none"`` for PIL files
@@ -31,6 +34,25 @@ key                        meaning
 ``voi``                    ``"window"``, ``"lut"`` or ``"none"``: which DICOM VOI transform was applied
 ``spatial_shape``          ``[H, W]``
 ========================== ============================================================================
+
+The bit depth is never guessed silently; the rule that gave it is in ``bit_depth_rule``:
+
+- ``"dtype"``: the sample depth of the file (8 for ``L`` / RGB / palette, 16 for a 16-bit PNG or TIFF).
+- ``"sBIT"``: a PNG whose ``sBIT`` chunk says fewer significant bits than the sample depth (12-bit data in a
+  16-bit PNG). Pillow does not expose ``sBIT``, so the PNG chunks are walked here (:func:`png_significant_bits`).
+  Where the values exceed ``2**sBIT - 1`` the writer scaled them up to the sample depth, as the PNG
+  specification recommends, and the sample depth is used instead.
+- ``"BitsStored"``: DICOM (0028,0101).
+- ``"float [0,1]"``: a float image (TIFF mode ``F``) with every value in ``[0, 1]``; it is multiplied by
+  65535 and given ``bit_depth`` 16, so that it scales back to the same ``[0, 1]``.
+- ``"float integer range"``: a float image holding only integers in ``[0, 65535]``: 8, 12 or 16 bits, the
+  least that holds its maximum.
+- ``"max value"``: a 32-bit integer image (mode ``I``, which states no bit depth): the least of 8, 12, 16 bits
+  that holds its maximum; logged.
+- ``"explicit"``: ``CXRImageReader(bit_depth=...)`` or ``CXRImageReader(float_range=(lo, hi))``.
+
+A float image with NaN or infinite values, or whose range is neither ``[0, 1]`` nor an integer range, is a
+:class:`~monaicxr.data.records.DatasetError` naming the file and its range unless ``float_range`` is given.
 
 An unknown pixel spacing is ``[nan, nan]`` rather than ``None``: ``None`` stops torch's ``default_collate``
 and MONAI's ``"none"`` string cannot be collated with a spacing from another file of the same batch.
@@ -51,7 +73,7 @@ from monai.utils import MetaKeys, ensure_tuple
 
 from monaicxr.data.records import DatasetError
 
-__all__ = ["CXRImageReader", "read_cxr", "PIL_SUFFIXES", "DICOM_SUFFIXES"]
+__all__ = ["CXRImageReader", "read_cxr", "png_significant_bits", "BIT_DEPTH_RULES", "PIL_SUFFIXES", "DICOM_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +82,9 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 _EXPECTED = "a PNG, JPEG, BMP or TIFF image or a DICOM file"
 _NONE = "none"  # monai.utils.TraceKeys.NONE, MONAI's stand-in for None in metadata
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
+#: the values of the ``bit_depth_rule`` meta entry
+BIT_DEPTH_RULES = ("dtype", "sBIT", "BitsStored", "float [0,1]", "float integer range", "max value", "explicit")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass
@@ -74,6 +99,7 @@ def _base_meta(path: Path, height: int, width: int) -> dict:
     return {
         "filename_or_obj": str(path),
         "bit_depth": 8,
+        "bit_depth_rule": "dtype",
         "original_mode": _NONE,
         "format": _NONE,
         "photometric_interpretation": _NONE,
@@ -105,7 +131,57 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------- PIL
 
 
-def _read_pil(path: Path) -> _CXRImage:
+def png_significant_bits(path: str | os.PathLike) -> int | None:
+    """The grey (or first colour) significant bits of a PNG's ``sBIT`` chunk, ``None`` when it has none.
+
+    Pillow does not expose ``sBIT``, so the chunks are walked here: each is a 4-byte big-endian length, a
+    4-byte type, the data and a CRC; ``sBIT`` must come before the first ``IDAT``.
+    """
+    with open(path, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return None
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if kind == b"sBIT":
+                data = f.read(length)
+                return int(data[0]) if data else None
+            if kind in (b"IDAT", b"IEND"):
+                return None
+            f.seek(length + 4, os.SEEK_CUR)
+
+
+def _least_depth(peak: float) -> int:
+    return 8 if peak <= 255 else 12 if peak <= 4095 else 16
+
+
+def _float_depth(path: Path, arr: np.ndarray, float_range: tuple[float, float] | None) -> tuple[np.ndarray, int, str]:
+    """Bit depth of a float image, from its values or from ``float_range`` (see the module docstring)."""
+    if float_range is not None:
+        lo, hi = float(float_range[0]), float(float_range[1])
+        scaled = (arr.astype(np.float64) - lo) * (65535.0 / max(hi - lo, 1e-12))
+        return np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 65535.0), 16, "explicit"
+    if arr.size == 0:
+        return arr, 8, "float [0,1]"
+    if not np.isfinite(arr).all():
+        raise DatasetError(
+            f"{path}: float image has {int((~np.isfinite(arr)).sum())} NaN or infinite value(s); "
+            "pass float_range=(lo, hi) to map a known range and set them to lo"
+        )
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return arr.astype(np.float64) * 65535.0, 16, "float [0,1]"
+    if lo >= 0.0 and hi <= 65535.0 and np.array_equal(arr, np.rint(arr)):
+        return arr, _least_depth(hi), "float integer range"
+    raise DatasetError(
+        f"{path}: float image has values in [{lo:g}, {hi:g}], neither [0, 1] nor an integer range; "
+        "pass float_range=(lo, hi) to say which values are black and white"
+    )
+
+
+def _read_pil(path: Path, bit_depth: int | None = None, float_range: tuple[float, float] | None = None) -> _CXRImage:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -124,24 +200,40 @@ def _read_pil(path: Path) -> _CXRImage:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise DatasetError(f"{path}: cannot be read as an image ({type(e).__name__}: {e}); expected {_EXPECTED}") from e
 
+    rule = "dtype"
     if mode in ("1", "L", "P", "PA", "LA", "La"):
-        bit_depth = 8
+        depth = 8
     elif mode.startswith("I;16"):
-        bit_depth = 16
-    elif mode in ("I", "F"):
+        depth = 16
+        sbit = png_significant_bits(path) if fmt == "PNG" else None
+        if sbit is not None and 1 <= sbit < 16 and (arr.size == 0 or int(arr.max()) <= 2**sbit - 1):
+            depth, rule = sbit, "sBIT"
+    elif mode == "I":
         peak = float(arr.max()) if arr.size else 0.0
-        bit_depth = 8 if peak <= 255 else 12 if peak <= 4095 else 16
+        if float(arr.min() if arr.size else 0) < 0 or peak > 65535:
+            if bit_depth is None:
+                raise DatasetError(
+                    f"{path}: 32-bit integer image has values in [{int(arr.min())}, {int(peak)}], outside "
+                    "[0, 65535]; pass bit_depth=... to read it anyway"
+                )
+        depth, rule = _least_depth(peak), "max value"
+        if bit_depth is None:
+            logger.info("%s: mode I states no bit depth; %d bits from its maximum %g", path, depth, peak)
+    elif mode == "F":
+        arr, depth, rule = _float_depth(path, arr, float_range)
     elif mode in ("RGB", "RGBA", "RGBX"):
         arr = _luma(arr)  # alpha dropped: a radiograph has no meaningful transparency
-        bit_depth = 8
+        depth = 8
     else:
         raise DatasetError(
             f"{path}: PIL mode {mode!r} is not supported; expected one of 1, L, P, LA, I;16, I, F, RGB, RGBA"
         )
+    if bit_depth is not None and mode != "F":
+        depth, rule = int(bit_depth), "explicit"
     if arr.ndim != 2:
         raise DatasetError(f"{path}: decoded to shape {arr.shape}; expected a 2D grey-scale image")
     meta = _base_meta(path, *arr.shape)
-    meta.update({"bit_depth": bit_depth, "original_mode": mode, "format": fmt})
+    meta.update({"bit_depth": depth, "bit_depth_rule": rule, "original_mode": mode, "format": fmt})
     return _CXRImage(np.ascontiguousarray(arr, dtype=np.float32), meta)
 
 
@@ -261,6 +353,7 @@ def _read_dicom(path: Path, invert_monochrome1: bool, apply_voi: bool) -> _CXRIm
     meta.update(
         {
             "bit_depth": bits,
+            "bit_depth_rule": "BitsStored",
             "original_mode": "DICOM",
             "format": "DICOM",
             "photometric_interpretation": pi,
@@ -278,7 +371,12 @@ def _read_dicom(path: Path, invert_monochrome1: bool, apply_voi: bool) -> _CXRIm
 
 
 def read_cxr(
-    path: str | os.PathLike, *, invert_monochrome1: bool = True, apply_voi: bool = True
+    path: str | os.PathLike,
+    *,
+    invert_monochrome1: bool = True,
+    apply_voi: bool = True,
+    bit_depth: int | None = None,
+    float_range: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Read one radiograph as a ``float32`` ``(H, W)`` array and its metadata (see the module docstring).
 
@@ -286,6 +384,7 @@ def read_cxr(
         path: a PNG / JPEG / BMP / TIFF file, or a DICOM file (``.dcm``, ``.dicom``, or no suffix).
         invert_monochrome1: invert MONOCHROME1 DICOM so that bones are bright and lungs dark.
         apply_voi: apply the DICOM VOI LUT or the first Window Center / Width pair.
+        bit_depth, float_range: explicit bit depth rules, as in :class:`CXRImageReader`.
 
     Returns:
         ``(array, meta)``.
@@ -294,7 +393,10 @@ def read_cxr(
         FileNotFoundError: the file does not exist.
         DatasetError: empty, truncated or non-image file, or an image this reader refuses.
     """
-    img = CXRImageReader(invert_monochrome1=invert_monochrome1, apply_voi=apply_voi).read(path)
+    reader = CXRImageReader(
+        invert_monochrome1=invert_monochrome1, apply_voi=apply_voi, bit_depth=bit_depth, float_range=float_range
+    )
+    img = reader.read(path)
     return img.array, img.meta
 
 
@@ -309,8 +411,8 @@ class CXRImageReader(ImageReader):
     PIL files (modes ``1``, ``L``, ``P``, ``LA``, ``I;16``, ``I;16B``, ``I``, ``F``, ``RGB``, ``RGBA``) keep
     their value range. ``1`` and ``P`` become ``L`` (``1`` gives 0/255), ``LA`` drops alpha, ``RGB`` and ``RGBA``
     become the ITU-R 601 luma ``0.299 R + 0.587 G + 0.114 B`` rounded like PIL's ``convert("L")`` (alpha is
-    dropped). ``bit_depth`` is 8 for 8-bit modes, 16 for ``I;16*``, and guessed from the maximum for ``I`` / ``F``
-    (<= 255: 8, <= 4095: 12, else 16). EXIF orientation is not applied: pixels are returned as stored.
+    dropped). ``bit_depth`` is 8 for 8-bit modes, 16 for ``I;16*`` or the PNG ``sBIT`` value, and for ``I`` / ``F``
+    follows the rules of the module docstring; ``bit_depth_rule`` says which rule applied. EXIF orientation is not applied: pixels are returned as stored.
 
     DICOM files are read with ``pydicom.dcmread(force=True)`` (a file without file meta gets the transfer
     syntax pydicom detected, implicit VR little endian by default); JPEG and JPEG 2000 pixel data are decoded by
@@ -330,6 +432,10 @@ class CXRImageReader(ImageReader):
         invert_monochrome1: invert MONOCHROME1 so that bones are bright and lungs dark (default ``True``;
             ``False`` only for tests and inspection).
         apply_voi: apply the VOI LUT or window where the file has one.
+        bit_depth: an explicit bit depth for PIL integer images (rule ``"explicit"``), e.g. 12 for 12-bit data in
+            16-bit PNGs written without ``sBIT``. DICOM files always use BitsStored.
+        float_range: ``(black, white)`` for float images: mapped linearly onto ``[0, 65535]`` (16 bits, rule
+            ``"explicit"``), NaN set to black. Without it a float image must hold ``[0, 1]`` or integers.
 
     Example::
 
@@ -337,10 +443,20 @@ class CXRImageReader(ImageReader):
         load = LoadImaged(keys=["image", "lung"], reader=reader, image_only=True, ensure_channel_first=True)
     """
 
-    def __init__(self, invert_monochrome1: bool = True, apply_voi: bool = True) -> None:
+    def __init__(
+        self,
+        invert_monochrome1: bool = True,
+        apply_voi: bool = True,
+        bit_depth: int | None = None,
+        float_range: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__()
+        if bit_depth is not None and not 1 <= int(bit_depth) <= 16:
+            raise ValueError(f"bit_depth must be between 1 and 16, got {bit_depth}")
         self.invert_monochrome1 = invert_monochrome1
         self.apply_voi = apply_voi
+        self.bit_depth = bit_depth
+        self.float_range = None if float_range is None else (float(float_range[0]), float(float_range[1]))
 
     def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
         """True when every file has a PIL or DICOM suffix, or no suffix and a DICM preamble."""
@@ -381,9 +497,9 @@ class CXRImageReader(ImageReader):
         if suffix in DICOM_SUFFIXES or _has_dicm_preamble(path):
             return _read_dicom(path, self.invert_monochrome1, self.apply_voi)
         if suffix in PIL_SUFFIXES:
-            return _read_pil(path)
+            return _read_pil(path, self.bit_depth, self.float_range)
         try:
-            return _read_pil(path)
+            return _read_pil(path, self.bit_depth, self.float_range)
         except DatasetError as pil_error:
             try:  # DICOM without preamble and without a suffix
                 return _read_dicom(path, self.invert_monochrome1, self.apply_voi)

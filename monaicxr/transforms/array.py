@@ -33,7 +33,9 @@ class ScaleByBitDepth(Transform):
 
     Args:
         bit_depth: a fixed bit depth; ``None`` reads the ``bit_depth`` meta entry that
-            :class:`monaicxr.io.CXRImageReader` writes (8 when absent).
+            :class:`monaicxr.io.CXRImageReader` writes (its ``bit_depth_rule`` entry says where it came from).
+            An image with metadata but no ``bit_depth`` (read by another reader, e.g. a NIfTI file) is an error
+            naming the file rather than a guess; a plain array without metadata is taken as 8-bit.
     """
 
     def __init__(self, bit_depth: int | None = None) -> None:
@@ -43,6 +45,11 @@ class ScaleByBitDepth(Transform):
         depth = self.bit_depth
         if depth is None:
             meta = getattr(img, "meta", None) or {}
+            if meta and meta.get("bit_depth") is None:
+                raise DatasetError(
+                    f"{_name(img)}: no bit_depth in the image metadata (was it read with monaicxr's "
+                    "CXRImageReader?); pass bit_depth=... to ScaleByBitDepth"
+                )
             depth = int(meta.get("bit_depth", 8) or 8)
         t = convert_to_tensor(img, track_meta=True, dtype=torch.float32)
         return torch.clamp(t / float(2**depth - 1), 0.0, 1.0)
