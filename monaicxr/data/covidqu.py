@@ -108,7 +108,12 @@ def _sub(folder: Path, name: str) -> Path | None:
 
 
 def index_covidqu(
-    root: str | Path, *, verify: bool = True, subset: str | None = None, allow_missing_masks: bool = False
+    root: str | Path,
+    *,
+    verify: bool = True,
+    subset: str | None = None,
+    allow_missing_masks: bool = False,
+    mask_values: str = "binary",
 ) -> IndexResult:
     """Index the Kaggle COVID-QU-Ex layout.
 
@@ -118,6 +123,8 @@ def index_covidqu(
         subset: ``"infection"`` or ``"lung"``; by default the infection part where present (it is the one with
             infection masks), else the lung part.
         allow_missing_masks: skip an image without a mask instead of raising :class:`DatasetError`.
+        mask_values: ``"binary"`` (default), ``"three_level"`` or ``"any"``: the mask values verification
+            accepts (see :mod:`monaicxr.data.imagecheck`).
 
     Returns:
         records with ``image``, ``lung_mask``, ``infection_mask`` (``None`` in the lung part), ``class_name``,
@@ -161,7 +168,9 @@ def index_covidqu(
             records += recs
             skipped += skips
 
-    records, bad = verify_records(sorted(records, key=lambda r: r.id), verify=verify, desc="covidqu")
+    records, bad = verify_records(
+        sorted(records, key=lambda r: r.id), verify=verify, desc="covidqu", mask_values=mask_values
+    )
     skipped += bad
     log_skipped("covidqu", base, skipped)
     return IndexResult("covidqu", str(base), COVIDQU_CLASSES, records, skipped)
@@ -235,7 +244,7 @@ def _union_groups(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {x: find(x) for x in parent}
 
 
-def index_covidqu_flat(root: str | Path, *, verify: bool = True) -> IndexResult:
+def index_covidqu_flat(root: str | Path, *, verify: bool = True, mask_values: str = "binary") -> IndexResult:
     """Index the flat COVID-QU-Ex copy (``images/``, ``lung_masks/``, ``infection_masks/``, ``manifest.csv``).
 
     Every manifest row must have its image and a lung mask (and an infection mask where the
@@ -247,6 +256,8 @@ def index_covidqu_flat(root: str | Path, *, verify: bool = True) -> IndexResult:
     Args:
         root: the folder holding ``manifest.csv``.
         verify: decode every image and mask and compare sizes.
+        mask_values: ``"binary"`` (default), ``"three_level"`` or ``"any"``: the mask values verification
+            accepts (see :mod:`monaicxr.data.imagecheck`).
 
     Returns:
         records with ``source="covidqu_flat"``, or ``"synthetic"`` where the folder holds a ``SYNTHETIC`` file;
@@ -320,7 +331,7 @@ def index_covidqu_flat(root: str | Path, *, verify: bool = True) -> IndexResult:
                 source_split=split,
             )
         )
-    records, bad = verify_records(records, verify=verify, desc=source)
+    records, bad = verify_records(records, verify=verify, desc=source, mask_values=mask_values)
     skipped += bad
     log_skipped(source, root, skipped)
     return IndexResult(source, str(root), COVIDQU_CLASSES, records, skipped)

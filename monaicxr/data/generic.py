@@ -118,7 +118,9 @@ def index_class_folders(
     return IndexResult("class_folders", str(root), classes, records, skipped)
 
 
-def index_image_mask_pairs(root: str | Path, *, verify: bool = True, allow_missing_masks: bool = False) -> IndexResult:
+def index_image_mask_pairs(
+    root: str | Path, *, verify: bool = True, allow_missing_masks: bool = False, mask_values: str = "binary"
+) -> IndexResult:
     """Index ``root/images/X`` with ``root/masks/X`` as lung mask and, if present, ``root/infection_masks/X``.
 
     Masks are matched to images by file stem, so ``images/X.jpg`` may have ``masks/X.png``.
@@ -127,6 +129,8 @@ def index_image_mask_pairs(root: str | Path, *, verify: bool = True, allow_missi
         root: the folder holding ``images/`` and ``masks/``.
         verify: decode every image and mask and compare sizes.
         allow_missing_masks: skip an image without a mask instead of raising :class:`DatasetError` naming it.
+        mask_values: ``"binary"`` (default), ``"three_level"`` or ``"any"``: the mask values verification
+            accepts (see :mod:`monaicxr.data.imagecheck`).
 
     Returns:
         records without class, ``id`` such as ``"images/X"``; ``classes`` is empty.
@@ -167,7 +171,7 @@ def index_image_mask_pairs(root: str | Path, *, verify: bool = True, allow_missi
         for img in images
         if all(img in m for m in masks.values())
     ]
-    records, bad = verify_records(records, verify=verify, desc="image_mask_pairs")
+    records, bad = verify_records(records, verify=verify, desc="image_mask_pairs", mask_values=mask_values)
     skipped += bad
     log_skipped("image_mask_pairs", root, skipped)
     return IndexResult("image_mask_pairs", str(root), (), records, skipped)

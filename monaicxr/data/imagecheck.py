@@ -4,16 +4,21 @@ An indexer first builds its records from folder and file names alone, then hands
 :func:`verify_records`, which opens every image and mask once:
 
 - ``verify=True`` decodes the pixels with Pillow (``Image.open(...).load()``), so zero-byte, truncated and
-  non-image files are found at indexing time, and checks that each mask has the size of its image;
+  non-image files are found at indexing time, then decodes them once more the way the loader does
+  (:func:`monaicxr.io.reader.read_cxr`: frames, bit depth rules, float ranges, DICOM pixel data and
+  photometric interpretation), so that a file that passes the index does not abort training later; it checks
+  that each mask has the size of its image and holds only the documented values (0/255 or 0/1);
 - ``verify=False`` only checks that each file exists and is not empty (a ``stat`` per file, no decoding).
 
 A file that fails becomes a :class:`~monaicxr.data.records.SkippedItem` with the reason, never a silent drop.
-Mask *values* are not read here (decoding every mask's values of a 30,000-image tree is slow; the transforms
-check them at load time); :func:`mask_values` is there for callers that want them.
+Mask values are checked with ``mask_values="binary"`` (the default: ``{0, 255}`` or ``{0, 1}``, what
+:class:`~monaicxr.transforms.BinarizeMask` accepts); ``"three_level"`` also accepts ``{0, 127, 255}`` and
+``{0, 128, 255}`` (the 3-level maps of the studies); ``"any"`` accepts anything (for masks binarized later with
+``BinarizeMask(allow_any=True)``). A 16-bit, RGB or JPEG-compressed mask fails with its mode and the values found.
 
 DICOM files (``.dcm``) are checked by reading their header with pydicom (``Rows`` and ``Columns`` give the
-size, ``PhotometricInterpretation`` the mode); their pixel data is not decoded here, since compressed transfer
-syntaxes need decoder plugins that the reader in :mod:`monaicxr.io` deals with.
+size, ``PhotometricInterpretation`` the mode), then decoded by the reader: no pixel data, an unsupported
+photometric interpretation (YBR_*, PALETTE COLOR), several frames and truncated pixel data are reported.
 
 Example::
 
@@ -70,6 +75,12 @@ IMAGE_SUFFIXES = PIL_SUFFIXES + DICOM_SUFFIXES
 # Operating-system litter that archives carry along; it is not part of any dataset and is ignored outright.
 _JUNK_NAMES = frozenset({".DS_Store", "__MACOSX", "Thumbs.db", "desktop.ini"})
 
+#: the value sets a mask may hold, per ``mask_values`` option
+MASK_VALUE_SETS = {
+    "binary": ({0, 255}, {0, 1}),
+    "three_level": ({0, 255}, {0, 1}, {0, 127, 255}, {0, 128, 255}),
+}
+
 MaskSizeExceptions = Mapping[tuple[int, int], Collection[tuple[int, int]]]
 
 
@@ -80,6 +91,8 @@ class ImageInfo:
     path: str
     size: tuple[int, int] | None = None
     mode: str | None = None
+    bit_depth: int | None = None
+    bit_depth_rule: str | None = None
 
 
 class BadFileError(DatasetError):
@@ -123,8 +136,24 @@ def _check_dicom(path: Path) -> ImageInfo:
     return ImageInfo(str(path), (cols, rows), str(ds.get("PhotometricInterpretation", "")) or None)
 
 
+def _decode_as_loader(path: Path) -> tuple[np.ndarray, dict]:
+    """Decode ``path`` with the loader's reader; its :class:`DatasetError` becomes a :class:`BadFileError`."""
+    from monaicxr.io.reader import read_cxr  # monaicxr.io imports monaicxr.data.records: import here
+
+    try:
+        return read_cxr(path)
+    except DatasetError as e:
+        message = str(e)
+        message = message[len(str(path)) + 2 :] if message.startswith(f"{path}: ") else message
+        raise BadFileError(path, f"not readable by the loader: {message}") from None
+
+
+def _with_loader(info: ImageInfo, meta: dict) -> ImageInfo:
+    return ImageInfo(info.path, info.size, info.mode, int(meta["bit_depth"]), str(meta["bit_depth_rule"]))
+
+
 def check_image(path: str | Path, *, verify: bool = True) -> ImageInfo:
-    """Check one image file and return its size and mode.
+    """Check one image file and return its size and mode (and, verified, its bit depth and rule).
 
     Args:
         path: the file.
@@ -133,13 +162,22 @@ def check_image(path: str | Path, *, verify: bool = True) -> ImageInfo:
 
     Raises:
         BadFileError: with ``reason`` one of ``"file does not exist"``, ``"zero-byte file"``,
-            ``"not a decodable image: <Pillow's message>"``, ``"truncated image: <Pillow's message>"``.
+            ``"not a decodable image: <Pillow's message>"``, ``"truncated image: <Pillow's message>"``,
+            ``"not readable by the loader: <the reader's message>"`` (several frames, a float image of unknown
+            range, DICOM without pixel data or with an unsupported photometric interpretation...).
     """
+    return _check_image(path, verify=verify)[0]
+
+
+def _check_image(path: str | Path, *, verify: bool = True) -> tuple[ImageInfo, np.ndarray | None]:
+    """:func:`check_image`, also returning the array the loader decoded (``None`` unverified)."""
     path = check_file(path)
     if not verify:
-        return ImageInfo(str(path))
+        return ImageInfo(str(path)), None
     if path.suffix.lower() in DICOM_SUFFIXES:
-        return _check_dicom(path)
+        info = _check_dicom(path)
+        arr, meta = _decode_as_loader(path)
+        return _with_loader(info, meta), arr
     try:
         img = Image.open(path)
     except Exception as e:  # UnidentifiedImageError, OSError, SyntaxError, ... depending on the format plugin
@@ -152,7 +190,8 @@ def check_image(path: str | Path, *, verify: bool = True) -> ImageInfo:
         except Exception as e:
             kind = "truncated image" if _looks_truncated(str(e)) else "not a decodable image"
             raise BadFileError(path, f"{kind}: {e}") from None
-    return ImageInfo(str(path), size, mode)
+    arr, meta = _decode_as_loader(path)
+    return _with_loader(ImageInfo(str(path), size, mode), meta), arr
 
 
 def check_mask(
@@ -162,8 +201,10 @@ def check_mask(
     allowed_sizes: Collection[tuple[int, int]] = (),
     kind: str = "mask",
     verify: bool = True,
+    values: str = "binary",
 ) -> ImageInfo:
-    """Check that a mask file is readable and, when ``expected_size`` is given, that it has the image's size.
+    """Check that a mask file is readable, holds the documented values and, when ``expected_size`` is given,
+    has the image's size.
 
     Args:
         path: the mask file.
@@ -171,16 +212,31 @@ def check_mask(
         allowed_sizes: other sizes accepted for this image, where a source documents a difference
             (the COVID-19 Radiography Database ships 256 x 256 masks for 299 x 299 images).
         kind: what the mask is, for the message (``"lung mask"``, ``"infection mask"``).
-        verify: as in :func:`check_image`; without it no size is known and none is compared.
+        verify: as in :func:`check_image`; without it no size is known and none is compared, and no values are read.
+        values: ``"binary"``, ``"three_level"`` or ``"any"`` (see the module docstring).
 
     Raises:
-        BadFileError: ``reason`` is ``"<kind> 128x128 does not match image 256x256"`` for a size mismatch, or
+        BadFileError: ``reason`` is ``"<kind> 128x128 does not match image 256x256"`` for a size mismatch,
+            ``"<kind> <path>: values [0, 76] (mode RGB) ..."`` for unexpected values, or
             ``"<kind> <path>: <reason from check_image>"`` for an unreadable mask.
     """
+    if values != "any" and values not in MASK_VALUE_SETS:
+        raise ValueError(f"values must be one of {['any', *MASK_VALUE_SETS]}, got {values!r}")
     try:
-        info = check_image(path, verify=verify)
+        info, arr = _check_image(path, verify=verify)
     except BadFileError as e:
         raise BadFileError(path, f"{kind} {path}: {e.reason}") from None
+    if arr is not None and values != "any":
+        found = {int(v) if float(v).is_integer() else float(v) for v in np.unique(arr)}
+        if not any(found <= ok for ok in MASK_VALUE_SETS[values]):
+            shown = sorted(found)
+            listed = ", ".join(str(v) for v in shown[:8]) + (f", ... ({len(shown)} values)" if len(shown) > 8 else "")
+            allowed = " or ".join("/".join(str(v) for v in sorted(ok)) for ok in MASK_VALUE_SETS[values])
+            raise BadFileError(
+                path,
+                f"{kind} {path}: values [{listed}] (mode {info.mode}) are not {allowed}; "
+                "pass mask_values='any' to the indexer and binarize with BinarizeMask(allow_any=True)",
+            )
     if expected_size is not None and info.size is not None:
         if info.size != tuple(expected_size) and info.size not in {tuple(s) for s in allowed_sizes}:
             w, h = info.size
@@ -189,7 +245,10 @@ def check_mask(
 
 
 def mask_values(path: str | Path) -> set[int]:
-    """The distinct pixel values of a mask file (all channels together), e.g. ``{0, 255}``."""
+    """The distinct pixel values of a mask file (all channels together, as stored), e.g. ``{0, 255}``.
+
+    :func:`check_mask` checks the values the loader sees instead (an RGB mask becomes its luma).
+    """
     path = check_file(path)
     try:
         with Image.open(path) as img:
@@ -316,11 +375,13 @@ def verify_records(
     verify: bool = True,
     desc: str = "checking images",
     mask_size_exceptions: MaskSizeExceptions | None = None,
+    mask_values: str = "binary",
 ) -> tuple[list[CXRRecord], list[SkippedItem]]:
     """Check every record's image and masks; return the usable records and a :class:`SkippedItem` per other.
 
     A record whose mask fails is skipped as a whole; the :class:`SkippedItem` names the image and gives the
-    mask's reason. ``mask_size_exceptions`` maps an image size to mask sizes also accepted for it.
+    mask's reason. ``mask_size_exceptions`` maps an image size to mask sizes also accepted for it;
+    ``mask_values`` is passed to :func:`check_mask`.
     """
     records = list(records)
     exceptions = mask_size_exceptions or {}
@@ -336,7 +397,7 @@ def verify_records(
             ):
                 if mask is not None:
                     allowed = exceptions.get(info.size, ()) if info.size is not None else ()
-                    check_mask(mask, info.size, allowed_sizes=allowed, kind=kind, verify=verify)
+                    check_mask(mask, info.size, allowed_sizes=allowed, kind=kind, verify=verify, values=mask_values)
         except BadFileError as e:
             skipped.append(SkippedItem(rec.image, e.reason))
             continue

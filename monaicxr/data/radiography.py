@@ -83,13 +83,17 @@ def is_radiography(root: str | Path) -> bool:
     return any((d / "images").is_dir() and (d / "masks").is_dir() for d in found.values())
 
 
-def index_radiography(root: str | Path, *, verify: bool = True, allow_missing_masks: bool = False) -> IndexResult:
+def index_radiography(
+    root: str | Path, *, verify: bool = True, allow_missing_masks: bool = False, mask_values: str = "binary"
+) -> IndexResult:
     """Index the COVID-19 Radiography Database (either release).
 
     Args:
         root: the folder holding the class folders.
         verify: decode every image and mask and compare sizes (256 x 256 masks of 299 x 299 images accepted).
         allow_missing_masks: in the release with masks, skip an image without one instead of raising.
+        mask_values: ``"binary"`` (default), ``"three_level"`` or ``"any"``: the mask values verification
+            accepts (see :mod:`monaicxr.data.imagecheck`).
 
     Returns:
         records with ``class_name``, ``lung_mask`` (current release) and ``id`` such as
@@ -127,6 +131,7 @@ def index_radiography(root: str | Path, *, verify: bool = True, allow_missing_ma
         sorted(records, key=lambda r: r.id),
         verify=verify,
         desc="radiography",
+        mask_values=mask_values,
         mask_size_exceptions={RADIOGRAPHY_IMAGE_SIZE: (RADIOGRAPHY_MASK_SIZE,)},
     )
     skipped += bad
