@@ -275,6 +275,7 @@ def index_covidqu_flat(root: str | Path, *, verify: bool = True, mask_values: st
     source = "synthetic" if (root / SYNTHETIC_MARKER).exists() else "covidqu_flat"
 
     rows: dict[str, tuple[str, str | None]] = {}
+    blank_split: list[int] = []
     for line, row in _read_csv(manifest, ("file", "class")):
         name, class_name, split = row["file"], row["class"], row.get("split", "").lower() or None
         if not name:
@@ -285,7 +286,15 @@ def index_covidqu_flat(root: str | Path, *, verify: bool = True, mask_values: st
             raise DatasetError(f"{manifest} line {line}: {name} has split {row['split']!r}, not one of Train/Val/Test")
         if name in rows:
             raise DatasetError(f"{manifest} line {line}: {name} is listed twice")
+        if split is None:
+            blank_split.append(line)
         rows[name] = (class_name, split)
+    if blank_split and len(blank_split) < len(rows):
+        lines = ", ".join(str(n) for n in blank_split[:5]) + (" ..." if len(blank_split) > 5 else "")
+        raise DatasetError(
+            f"{manifest} line {lines}: empty split cell ({len(blank_split)} of {len(rows)} rows); "
+            "expected Train, Val or Test on every row, or on none"
+        )
 
     for folder, what in ((image_dir, "image"), (lung_dir, "lung mask")) + (
         ((infection_dir, "infection mask"),) if has_infection else ()

@@ -57,9 +57,13 @@ def is_class_folders(root: str | Path, suffixes: Collection[str] = IMAGE_SUFFIXE
 
 
 def is_image_mask_pairs(root: str | Path) -> bool:
-    """Whether ``root`` has ``images`` and ``masks`` folders."""
+    """Whether ``root`` has an ``images`` folder and a ``masks`` or ``lung_masks`` folder."""
     root = Path(root)
-    return (root / "images").is_dir() and (root / "masks").is_dir()
+    return (root / "images").is_dir() and any((root / name).is_dir() for name in LUNG_MASK_FOLDERS)
+
+
+#: the folder names of lung masks beside ``images/``, in order of preference
+LUNG_MASK_FOLDERS = ("masks", "lung_masks")
 
 
 def index_class_folders(
@@ -121,7 +125,8 @@ def index_class_folders(
 def index_image_mask_pairs(
     root: str | Path, *, verify: bool = True, allow_missing_masks: bool = False, mask_values: str = "binary"
 ) -> IndexResult:
-    """Index ``root/images/X`` with ``root/masks/X`` as lung mask and, if present, ``root/infection_masks/X``.
+    """Index ``root/images/X`` with ``root/masks/X`` (or ``root/lung_masks/X``, the COVID-QU-Ex folder name,
+    without its manifest) as lung mask and, if present, ``root/infection_masks/X``.
 
     Masks are matched to images by file stem, so ``images/X.jpg`` may have ``masks/X.png``.
 
@@ -137,9 +142,12 @@ def index_image_mask_pairs(
     """
     root = dataset_root(root)
     image_dir = root / "images"
-    for folder in (image_dir, root / "masks"):
-        if not folder.is_dir():
-            raise DatasetError(f"{root} has no {folder.name}/ folder (expected images/ and masks/)")
+    lung_folder = next((name for name in LUNG_MASK_FOLDERS if (root / name).is_dir()), None)
+    if not image_dir.is_dir() or lung_folder is None:
+        missing = "images/" if not image_dir.is_dir() else "masks/ or lung_masks/"
+        raise DatasetError(f"{root} has no {missing} folder (expected images/ and masks/ or lung_masks/)")
+    if all((root / name).is_dir() for name in LUNG_MASK_FOLDERS):
+        raise DatasetError(f"{root} has both masks/ and lung_masks/; which holds the lung masks is ambiguous")
     images, skipped = image_files(image_dir)
     stems: dict[str, Path] = {}
     for img in images:
@@ -147,7 +155,7 @@ def index_image_mask_pairs(
             raise DatasetError(f"{image_dir}: {stems[img.stem].name} and {img.name} have the same name stem")
         stems[img.stem] = img
     masks: dict[str, dict[Path, Path]] = {}
-    for folder_name, kind in (("masks", "lung mask"), ("infection_masks", "infection mask")):
+    for folder_name, kind in ((lung_folder, "lung mask"), ("infection_masks", "infection mask")):
         mask_dir = root / folder_name
         if not mask_dir.is_dir():
             continue
@@ -156,7 +164,7 @@ def index_image_mask_pairs(
         skipped += skips + missing_masks(missing, kind, mask_dir, allow=allow_missing_masks)
     dirs, files = list_dir(root)
     skipped += [stray_file(f, "images/") for f in files]
-    known = {"images", "masks", "infection_masks"}
+    known = {"images", lung_folder, "infection_masks"}
     skipped += [SkippedItem(str(d), "folder not part of the layout") for d in dirs if d.name not in known]
 
     infection = masks.get("infection mask")

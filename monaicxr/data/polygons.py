@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,9 +237,13 @@ def _darwin_points(path: object, where: str) -> list[tuple[float, float]]:
     if not isinstance(path, list):
         raise DatasetError(f"{where}: a polygon path must be a list of {{'x', 'y'}} points")
     try:
-        return [(float(p["x"]), float(p["y"])) for p in path]
+        points = [(float(p["x"]), float(p["y"])) for p in path]
     except (KeyError, TypeError, ValueError) as e:
         raise DatasetError(f"{where}: polygon point without numeric 'x' and 'y' ({e!r})") from e
+    bad = [k for k, (x, y) in enumerate(points) if not (math.isfinite(x) and math.isfinite(y))]
+    if bad:
+        raise DatasetError(f"{where}: polygon point {bad[0]} has a NaN or infinite coordinate {points[bad[0]]}")
+    return points
 
 
 def _darwin_rings(ann: Mapping, where: str) -> tuple[list[Polygon], bool] | None:
@@ -406,9 +411,18 @@ def _read_coco(path: Path, lung: set[str], ignore: set[str]) -> list[_Item]:
             raise DatasetError(f"{ann_where}: segmentation must be a list of polygons or an RLE object")
         rings = []
         for flat in seg:
-            coords = np.asarray(flat, dtype=np.float64)
+            if not isinstance(flat, list) or any(isinstance(v, (str, bool)) or v is None for v in flat):
+                raise DatasetError(f"{ann_where}: a polygon must be a flat list of numbers [x1, y1, x2, y2, ...]")
+            try:
+                coords = np.asarray(flat, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise DatasetError(f"{ann_where}: a polygon must be a flat list of numbers ({e})") from e
             if coords.ndim != 1 or coords.size % 2:
                 raise DatasetError(f"{ann_where}: a polygon must be a flat list [x1, y1, x2, y2, ...]")
+            if not np.isfinite(coords).all():
+                raise DatasetError(
+                    f"{ann_where}: polygon has {int((~np.isfinite(coords)).sum())} NaN or infinite coordinate(s)"
+                )
             rings.append(coords.reshape(-1, 2))
         # COCO unites the polygons of one object
         (item.lung_polys if target == "lung" else item.ignore_polys).append((rings, False))
@@ -473,9 +487,21 @@ def is_darwin(root: Path) -> bool:
 
 
 def is_coco(root: Path) -> bool:
-    """A COCO export: a JSON file at the top with ``images``, ``annotations`` and ``categories``."""
+    """A COCO export: a JSON file at the top with ``images``, ``annotations`` and ``categories``.
+
+    Raises:
+        DatasetError: the one JSON file there is not valid JSON (a truncated export), rather than letting the
+            folder be taken for another layout.
+    """
     try:
-        content = json.loads(_find_coco_json(Path(root)).read_text())
-    except (DatasetError, OSError, ValueError):
+        path = _find_coco_json(Path(root))
+        text = path.read_text()
+    except (DatasetError, OSError, UnicodeDecodeError):
         return False
+    try:
+        content = json.loads(text)
+    except ValueError as e:
+        raise DatasetError(
+            f"{path}: not valid JSON ({e}); a truncated COCO export? Fix the file or pass layout=<name>"
+        ) from e
     return isinstance(content, dict) and {"images", "annotations", "categories"} <= set(content)

@@ -32,7 +32,7 @@ def detect_layout(root: str | Path) -> str:
     The checks run in the order of :data:`DETECTORS`, most specific first: a ``manifest.csv`` beside
     ``images/`` (the flat COVID-QU-Ex copy, also written by the synthetic generator with a ``SYNTHETIC``
     marker), the COVID-QU-Ex part folders, Kermany's ``train/NORMAL``, the Radiography Database class names,
-    ``images/`` + ``masks/``, and last any class folders holding images.
+    ``images/`` + ``masks/`` or ``lung_masks/``, and last any class folders holding images.
 
     Raises:
         DatasetError: ``root`` does not exist, is empty, or matches no layout (the message lists the known

@@ -74,11 +74,12 @@ def resolve_split_mode(records: Sequence[CXRRecord], mode: str = "auto") -> str:
     Args:
         records: the records to split.
         mode: ``"auto"`` (the source's split when every record has one and it has at least train and val
-            images, otherwise ratios), ``"source"`` or ``"ratios"``.
+            images, ratios when no record has one), ``"source"`` or ``"ratios"``.
 
     Raises:
         ValueError: for an unknown mode.
-        DatasetError: for ``mode="source"`` when some record has no source split.
+        DatasetError: for ``mode="source"`` when some record has no source split, and for ``"auto"`` when some
+            records have one and others not (a blank cell must not switch the whole dataset to ratios).
     """
     if mode not in MODES:
         raise ValueError(f"unknown split mode {mode!r}; expected one of {MODES}")
@@ -90,6 +91,11 @@ def resolve_split_mode(records: Sequence[CXRRecord], mode: str = "auto") -> str:
             raise DatasetError(f"mode='source' needs a source split on every record; missing on {_few(missing)}")
         return "source"
     present = {r.source_split for r in records}
+    if missing and len(missing) < len(records):
+        raise DatasetError(
+            f"{len(records) - len(missing)} record(s) have a source split but {len(missing)} have none: "
+            f"{_few(missing)}; fill the split in, or pass split_mode='ratios' to ignore the source split"
+        )
     if records and not missing and {"train", "val"} <= present:
         return "source"
     return "ratios"

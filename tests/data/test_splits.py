@@ -154,7 +154,6 @@ def test_source_mode_needs_source_split():
         ("all_train_val", ["train", "val", "train"], "source"),
         ("with_test", ["train", "val", "test"], "source"),
         ("only_train", ["train", "train", "train"], "ratios"),
-        ("one_missing", ["train", "val", None], "ratios"),
         ("none", [None, None, None], "ratios"),
     ]
 )
@@ -163,6 +162,14 @@ def test_auto_mode(_, source_splits, expected):
     assert resolve_split_mode(recs, "auto") == expected
     if expected == "source":
         assert make_splits(recs) == make_splits(recs, mode="source")
+
+
+def test_auto_mode_refuses_a_partial_source_split():
+    """One record without a source split must not switch the whole dataset to ratio splits."""
+    recs = [CXRRecord(id=f"i{i}", image=f"/x/{i}.png", source_split=s) for i, s in enumerate(["train", "val", None])]
+    with pytest.raises(DatasetError, match="i2"):
+        resolve_split_mode(recs, "auto")
+    assert resolve_split_mode(recs, "ratios") == "ratios"
 
 
 def test_write_load_round_trip(tmp_path):
