@@ -68,7 +68,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
+PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # TIFF: 16-bit and float radiographs
 DICOM_SUFFIXES = (".dcm",)
 IMAGE_SUFFIXES = PIL_SUFFIXES + DICOM_SUFFIXES
 

@@ -30,6 +30,7 @@ class LoadCXRImage(LoadImage):
         ensure_channel_first: add the channel dimension (default ``True``).
         invert_monochrome1: passed to :class:`~monaicxr.io.CXRImageReader`.
         apply_voi: passed to :class:`~monaicxr.io.CXRImageReader`.
+        bit_depth, float_range: explicit bit depth rules, passed to :class:`~monaicxr.io.CXRImageReader`.
         kwargs: other ``LoadImage`` arguments (``simple_keys``, ``prune_meta_pattern``, ...).
 
     Example::
@@ -44,9 +45,13 @@ class LoadCXRImage(LoadImage):
         ensure_channel_first: bool = True,
         invert_monochrome1: bool = True,
         apply_voi: bool = True,
+        bit_depth: int | None = None,
+        float_range: tuple[float, float] | None = None,
         **kwargs,
     ) -> None:
-        self.cxr_reader = CXRImageReader(invert_monochrome1=invert_monochrome1, apply_voi=apply_voi)
+        self.cxr_reader = CXRImageReader(
+            invert_monochrome1=invert_monochrome1, apply_voi=apply_voi, bit_depth=bit_depth, float_range=float_range
+        )
         super().__init__(
             reader=self.cxr_reader, image_only=image_only, dtype=dtype, ensure_channel_first=ensure_channel_first,
             **kwargs,
@@ -67,6 +72,7 @@ class LoadCXRImaged(LoadImaged):
         ensure_channel_first: see :class:`LoadCXRImage`.
         invert_monochrome1: see :class:`LoadCXRImage`.
         apply_voi: see :class:`LoadCXRImage`.
+        bit_depth, float_range: see :class:`LoadCXRImage`.
         allow_missing_keys: do not raise for a missing key.
         kwargs: other ``LoadImaged`` arguments (``meta_keys``, ``meta_key_postfix``, ``overwriting``).
 
@@ -83,6 +89,8 @@ class LoadCXRImaged(LoadImaged):
         ensure_channel_first: bool = True,
         invert_monochrome1: bool = True,
         apply_voi: bool = True,
+        bit_depth: int | None = None,
+        float_range: tuple[float, float] | None = None,
         allow_missing_keys: bool = False,
         **kwargs,
     ) -> None:
@@ -92,7 +100,7 @@ class LoadCXRImaged(LoadImaged):
         )  # fmt: skip
         self._loader = LoadCXRImage(
             image_only=image_only, dtype=dtype, ensure_channel_first=ensure_channel_first,
-            invert_monochrome1=invert_monochrome1, apply_voi=apply_voi,
+            invert_monochrome1=invert_monochrome1, apply_voi=apply_voi, bit_depth=bit_depth, float_range=float_range,
         )  # fmt: skip
 
     def register(self, reader: ImageReader) -> None:
