@@ -222,7 +222,7 @@ def export_bundle(
     The network is ``network_def`` of ``train.json`` + ``overlays`` + ``overrides``, with the weights of
     ``ckpt_path`` (default ``models/model.pt``), in eval mode, on a ``(1, C, H, W)`` input (C from the
     metadata, H x W from ``spatial_size``) with a dynamic batch axis. The ONNX file is checked against the
-    PyTorch network on a seeded random batch of two with onnxruntime (onnx's reference evaluator where
+    PyTorch network on a seeded random batch of three with onnxruntime (onnx's reference evaluator where
     onnxruntime is not installed): the largest absolute difference is logged and returned, and one over
     ``atol + rtol * max|torch output|`` is an error. TorchScript goes through :func:`monai.bundle.ckpt_export`,
     which stores the config and metadata in the file.
@@ -265,20 +265,21 @@ def export_bundle(
         state = load_checkpoint(ckpt, map_location="cpu", expected={"model": net})["model"]
         net.load_state_dict(state)
         path = out / "model.onnx"
-        x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
-        n_out = len(_outputs(net(x)))
-        output_names = ["pred"] if n_out == 1 else [f"pred_{i}" for i in range(n_out)]
+        # a batch of two: torch.export would fix a batch axis of size one
+        x = torch.rand(2, *shape[1:], generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
+            n_out = len(_outputs(net(x)))
+            output_names = ["pred"] if n_out == 1 else [f"pred_{i}" for i in range(n_out)]
             torch.onnx.export(
                 net,
                 (x,),
                 str(path),
                 input_names=["image"],
                 output_names=output_names,
-                dynamic_axes={name: {0: "batch"} for name in ["image", *output_names]},
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
                 dynamo=True,
             )
-        batch = torch.rand(2, *shape[1:], generator=torch.Generator().manual_seed(1))
+        batch = torch.rand(3, *shape[1:], generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             expected = [t.detach().float().numpy() for t in _outputs(net(batch))]
         got, engine = _onnx_outputs(path, batch)

@@ -99,3 +99,21 @@ def test_eval_items_maps_by_name_and_checks():
         eval_items(data, "validation")
     with pytest.raises(DatasetError, match="unknown eval_section 'val'"):
         eval_items(data, "val")
+
+
+@pytest.mark.parametrize(("split", "whole"), [("val", True), ("train", False)])
+def test_only_a_held_out_source_split_is_taken_whole(tmp_path, split, whole):
+    from monaicxr.data.prepare import prepare_datalist
+
+    films = make_class_folders(tmp_path / "films", {"COVID-19": 5, "Normal": 5}, split=split)
+    data = prepare_datalist(
+        str(tmp_path / "run"),
+        dataset_dir=str(films),
+        task="classification",
+        layout="class_folders",
+        split_mode="ratios",
+        eval_section="test",
+    )
+    # a Val-only folder is all test; a Train-only one keeps the held-out share its training run did not see
+    assert (len(data["test"]) == 10) is whole
+    assert bool(data["training"]) is not whole
