@@ -14,6 +14,9 @@ Example::
     monaicxr phantoms /tmp/phantoms --per-class 8 --size 128
     monaicxr summarize runs/loss_study/*
     monaicxr predict chest_xrays/ runs/predict --models lung,classifier
+    monaicxr train unet --overlay task_3level --num_epochs 2
+    monaicxr evaluate simple_cnn --dataset_dir test_films/
+    monaicxr export simple_cnn --onnx
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monaicxr import __version__
+from monaicxr.cli.bundle import add_commands as add_bundle_commands
 from monaicxr.cli.predict import add_commands as add_predict_commands
 from monaicxr.cli.segment_classify import add_commands as add_segment_classify_commands
 from monaicxr.cli.summarize import add_commands as add_summarize_commands
@@ -159,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     p.set_defaults(func=_cmd_phantoms)
 
+    add_bundle_commands(sub, common)  # train, evaluate, export
     add_predict_commands(sub, common)
     add_segment_classify_commands(sub, common)  # predict-lungs, compare-masking
     add_summarize_commands(sub, common)
@@ -168,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``monaicxr`` script with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra  # config overrides of train / evaluate / export
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)

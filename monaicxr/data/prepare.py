@@ -65,6 +65,7 @@ def prepare_datalist(
     synthetic_dir: str | None = None,
     fingerprint_masks: int | None = 500,
     max_train_items: int | None = None,
+    eval_section: str | None = None,
 ) -> dict:
     """Index, split and describe a dataset, and return its datalist.
 
@@ -92,6 +93,12 @@ def prepare_datalist(
         max_train_items: keep at most this many training items, a seeded (``split_seed``) class-stratified
             subset, for short schedules on slow machines; validation and test are never reduced. The datalist
             records it as ``"training_subset": {"kept": n, "of": total, "seed": s}`` and the log says so.
+        eval_section: the section an evaluation scores (``"test"``, ``"validation"``, ``"training"``; ``None``
+            when training). When every record's source split is that section's (a folder of test films, a
+            manifest whose split column says Test only), all of them go there as the source says, whatever
+            ``split_mode`` is: an evaluation of a test set scores all of it, not a random share. The same holds
+            for any single source split other than train (a Val-only folder evaluated as ``"test"``); a
+            train-only source is split as usual, so that the held-out share of a training folder stays so.
 
     Returns:
         ``{"training": [...], "validation": [...], "test": [...], "classes": [...], "source": str,
@@ -181,6 +188,7 @@ def _prepare(
     synthetic_size: int,
     synthetic_dir: str | None,
     fingerprint_masks: int | None,
+    eval_section: str | None = None,
 ) -> dict:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +230,19 @@ def _prepare(
     for item in result.skipped:
         logger.warning("skipped %s: %s", item.path, item.reason)
 
-    if splits_file is not None:
+    eval_splits = _eval_splits(result.records, eval_section, root) if eval_section and not splits_file else None
+    if eval_splits is not None:
+        splits = eval_splits
+        write_splits(
+            out / "splits.json",
+            splits,
+            seed=None,
+            ratios=None,
+            mode=f"evaluation: all in {eval_section}",
+            source=result.source,
+            records=result.records,
+        )
+    elif splits_file is not None:
         splits = load_splits(splits_file)
     else:
         splits = make_splits(result.records, ratios=tuple(ratios), seed=split_seed, mode=split_mode)
@@ -254,6 +274,30 @@ def _prepare(
         path,
     )
     return content
+
+
+#: datalist section -> split name
+SECTION_SPLITS = {"training": "train", "validation": "val", "test": "test"}
+
+
+def _eval_splits(records, eval_section: str, root: Path) -> dict[str, list[str]] | None:
+    """All records in ``eval_section`` (validation or test) when the source holds one split other than train."""
+    splits = {r.source_split for r in records}
+    wanted = SECTION_SPLITS.get(eval_section)
+    if wanted not in ("val", "test") or len(splits) != 1 or splits <= {None, "train"}:
+        return None
+    (only,) = splits
+    logger.warning(
+        "%s: every one of the %d records is in the source's %s split, so all of them are evaluated as the %s "
+        "section (split_mode is not applied to a single-split dataset under evaluation)",
+        root,
+        len(records),
+        only,
+        eval_section,
+    )
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    out[wanted] = sorted(r.id for r in records)
+    return out
 
 
 def list_images(input_dir: str | Path) -> list[dict]:

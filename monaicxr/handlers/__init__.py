@@ -14,7 +14,7 @@ from .checkpoints import (
 from .classification import ClassificationReportHandler
 from .overlay import OverlaySaver
 from .rows import RowsCSVWriter
-from .summary import RunSummary
+from .summary import EvaluationSummary, RunSummary
 from .training import NonFiniteGuard, TimeBudget, TrainingState
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "AtomicDiskSaver",
     "CheckedCheckpointLoader",
     "ClassificationReportHandler",
+    "EvaluationSummary",
     "NonFiniteGuard",
     "OverlaySaver",
     "ResumeCheckpointLoader",

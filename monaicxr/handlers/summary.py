@@ -11,7 +11,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["RunSummary"]
+__all__ = ["EvaluationSummary", "RunSummary"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,4 +66,71 @@ class RunSummary:
         for name, path in self.outputs.items():
             logger.info("%s: %s", name, path)
         if "best_metric" in summary:
-            logger.info("best %s = %s at epoch %s", summary["key_metric"], summary["best_metric"], summary["best_metric_epoch"])
+            logger.info(
+                "best %s = %s at epoch %s", summary["key_metric"], summary["best_metric"], summary["best_metric_epoch"]
+            )
+
+
+def _batch_size(engine) -> int:
+    output = engine.state.output
+    if isinstance(output, list):
+        return len(output)
+    batch = engine.state.batch
+    image = batch.get("image") if isinstance(batch, dict) else None
+    return int(image.shape[0]) if image is not None else 0
+
+
+class EvaluationSummary:
+    """On an evaluator's ``COMPLETED`` write ``summary.json``: which section, how many images, which metrics.
+
+    Each evaluation states what it scored: the section (``eval_section``), the number of images that went
+    through the network (``n_images``, counted batch by batch), the checkpoint and the metrics; the log
+    says the same in one line.
+
+    Args:
+        output_path: the JSON file to write.
+        eval_section: the datalist section evaluated.
+        checkpoint: the checkpoint evaluated.
+        data_info: facts about the data (source, root, classes, ...).
+    """
+
+    def __init__(
+        self, output_path: str, eval_section: str, checkpoint: str | None = None, data_info: dict | None = None
+    ):
+        self.output_path = Path(output_path)
+        self.eval_section = eval_section
+        self.checkpoint = checkpoint
+        self.data_info = dict(data_info or {})
+        self.n_images = 0
+
+    def attach(self, engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._count)
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def _reset(self, engine) -> None:
+        self.n_images = 0
+
+    def _count(self, engine) -> None:
+        self.n_images += _batch_size(engine)
+
+    def __call__(self, engine) -> None:
+        metrics = {k: _clean(v) for k, v in (engine.state.metrics or {}).items()}
+        summary = {
+            "eval_section": self.eval_section,
+            "n_images": self.n_images,
+            "checkpoint": self.checkpoint,
+            "metrics": metrics,
+            "data": self.data_info,
+        }
+        self.output_path.parent.mkdir(parents=True, exist_ok=True)
+        self.output_path.write_text(json.dumps(summary, indent=2))
+        shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+        logger.info(
+            "evaluated %d images of section %r (%s): %s -> %s",
+            self.n_images,
+            self.eval_section,
+            self.data_info.get("root", "?"),
+            shown or "no metrics",
+            self.output_path,
+        )
