@@ -182,7 +182,15 @@ def run_step(args) -> list[dict[str, Any]]:
         images, target, source = load_batch(args.batch_size, size, task, args.synthetic)
         base = None
         for mode in modes:
-            row = measure_step(name, mode, images, target, args.warmup, args.iterations)
+            try:
+                row = measure_step(name, mode, images, target, args.warmup, args.iterations)
+            except Exception as e:  # torch.compile can fail on a network: a row that says so, not a dead benchmark
+                if not mode.endswith("_compile"):
+                    raise
+                reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+                print(f"| {name} | {size}x{size} | {args.batch_size} | {mode} | failed: {reason} | | | | |", flush=True)
+                rows.append({"network": name, "mode": mode, "failed": reason})
+                continue
             row["source"] = source
             base = base or row["images_per_s"]
             rows.append(row)
