@@ -73,4 +73,5 @@ def test_unet_bundle_caches_uint8_and_trains_on_float32(tmp_path):
         assert dataset._cache[0]["image"].dtype == torch.uint8 and dataset._cache[0]["label"].dtype == torch.uint8
         item = dataset[0]
         assert item["image"].dtype == torch.float32 and item["label"].dtype == torch.float32
-        assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1
+        if section == "validate":  # training items carry random noise, which may leave [0, 1]
+            assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1
