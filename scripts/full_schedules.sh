@@ -85,8 +85,11 @@ run_job() {  # name, config files (comma-separated), overrides
     [[ -n $TIME_BUDGET ]] && args+=(--time_budget_minutes "$TIME_BUDGET")
     local start=$SECONDS
     if "$PYTHON" -m monai.bundle run "${args[@]}" > "$OUT_DIR/$name.log" 2>&1; then
-        "$PYTHON" -m monaicxr.cli.main shrink-weights "$OUT_DIR/$name/models/model.pt" "$OUT_DIR/weights/$name.pt" \
-            >> "$OUT_DIR/$name.log" 2>&1 || true
+        if ! "$PYTHON" -m monaicxr.cli.main shrink-weights "$OUT_DIR/$name/models/model.pt" \
+                "$OUT_DIR/weights/$name.pt" >> "$OUT_DIR/$name.log" 2>&1; then
+            echo "FAILED $name: trained, but no half-precision copy of its model.pt: see $OUT_DIR/$name.log" >&2
+            return 1
+        fi
         echo "done   $name in $(( SECONDS - start )) s"
     else
         echo "FAILED $name after $(( SECONDS - start )) s: see $OUT_DIR/$name.log" >&2
