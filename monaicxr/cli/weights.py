@@ -1,4 +1,4 @@
-"""``monaicxr shrink-weights``: store a checkpoint's floating-point tensors in half precision.
+"""``monaicxr shrink-weights`` (a checkpoint's float tensors in half precision) and ``monaicxr calibrate``.
 
 Bundles ship their trained weights in ``models/``; half precision halves the file (an Xception checkpoint goes
 from 83 MB to 42 MB) and loads into the float32 network unchanged: ``load_state_dict`` (and MONAI's
@@ -14,6 +14,10 @@ Example::
 
     monaicxr shrink-weights runs/cls/xception/models/model.pt bundles/xception/models/model.pt
     monaicxr shrink-weights runs/u2net/full/models/model.pt bundles/u2net/models/full_lung.index.json
+    monaicxr calibrate bundles/efficientnet_lite0/models/model.pt runs/eval_lite0/eval
+
+``calibrate`` fits the temperature of :mod:`monaicxr.io.weights_card`; ``shrink-weights`` carries the card of SRC
+(its input settings) over to DST.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 import torch
 
 from monaicxr.io.checkpoints import is_sharded, save_sharded
+from monaicxr.io.weights_card import card_path, fit_card_temperature, read_card, seal_card, write_input_card
 
 __all__ = ["add_commands", "half_precision"]
 
@@ -57,6 +62,22 @@ def _cmd_shrink(args: argparse.Namespace) -> int:
         return 0
     torch.save(half_precision(content), dst)
     print(f"{dst}: {dst.stat().st_size / 1e6:.1f} MB (from {src.stat().st_size / 1e6:.1f} MB)")
+    if card_path(src).is_file():
+        # the card goes with the weights; a temperature fitted for the float32 file is dropped (refit on DST)
+        card = read_card(src) or {}
+        write_input_card(dst, **card.get("input", {}))
+        seal_card(dst)
+        print(f"{card_path(dst)}: the weights card (input settings; fit its temperature with `monaicxr calibrate`)")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    entry = fit_card_temperature(args.weights, args.eval_dir)
+    print(
+        f"{card_path(args.weights)}: temperature {entry['value']:.4f} from {entry['n_images']} validation images; "
+        f"ECE {entry['ece_before']:.4f} -> {entry['ece_after']:.4f}, NLL {entry['nll_before']:.4f} -> "
+        f"{entry['nll_after']:.4f}"
+    )
     return 0
 
 
@@ -75,3 +96,15 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         "--max_shard_mb", type=float, default=45.0, help="shard size limit for a DST ending in .index.json (MB)"
     )
     p.set_defaults(func=_cmd_shrink)
+
+    c = sub.add_parser(
+        "calibrate",
+        parents=[common],
+        help="fit a classifier's temperature on its validation evaluation and store it in the weights card",
+        description="Fit temperature scaling on the logits of EVAL_DIR/predictions.csv (an evaluate run of WEIGHTS "
+        "on the validation section) and write it into WEIGHTS' card (models/model.pt -> models/model.json), which "
+        "evaluate, inference, predict and MONAI Label then apply.",
+    )
+    c.add_argument("weights", metavar="WEIGHTS")
+    c.add_argument("eval_dir", metavar="EVAL_DIR")
+    c.set_defaults(func=_cmd_calibrate)

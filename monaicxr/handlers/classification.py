@@ -49,6 +49,9 @@ class ClassificationReportHandler:
             column for a single sigmoid output), ``None`` when it holds probabilities.
         step_transform: maps the engine to the TensorBoard step; the engine's epoch when omitted (pass
             ``lambda _: trainer.state.epoch`` for validation during training).
+        temperature: divide the logits by this before the activation (temperature scaling, as stored in the
+            weights card: :func:`monaicxr.io.weights_card.card_temperature`); the report then also gives the
+            uncalibrated ECE (``ece_uncalibrated``) beside the calibrated ``ece``. ``None``: uncalibrated.
 
     Example::
 
@@ -67,9 +70,13 @@ class ClassificationReportHandler:
         max_gallery: int = 8,
         activation: str | None = "softmax",
         step_transform: Callable[[Any], int] | None = None,
+        temperature: float | None = None,
     ) -> None:
         if activation not in ("softmax", "sigmoid", None):
             raise ValueError(f"activation must be 'softmax', 'sigmoid' or None, got {activation!r}.")
+        if temperature is not None and not (activation and float(temperature) > 0):
+            raise ValueError(f"temperature needs logits (an activation) and must be > 0, got {temperature!r}.")
+        self.temperature = None if temperature is None else float(temperature)
         self.output_dir = Path(output_dir)
         self.class_names = [str(c) for c in class_names]
         self.pred_key, self.label_key, self.image_key = pred_key, label_key, image_key
@@ -90,6 +97,7 @@ class ClassificationReportHandler:
 
     def _reset(self, engine) -> None:
         self._probs: list[torch.Tensor] = []
+        self._raw_probs: list[torch.Tensor] = []
         self._logits: list[torch.Tensor] = []
         self._labels: list[int] = []
         self._paths: list[str] = []
@@ -101,6 +109,9 @@ class ClassificationReportHandler:
         for item in output if isinstance(output, list) else [output]:
             pred = convert_to_tensor(item[self.pred_key], track_meta=False).detach().cpu().float().reshape(-1)
             prob = convert_to_tensor(self._act(pred), track_meta=False).reshape(-1) if self.activation else pred
+            if self.temperature is not None:
+                self._raw_probs.append(prob)
+                prob = convert_to_tensor(self._act(pred / self.temperature), track_meta=False).reshape(-1)
             label = convert_to_tensor(item[self.label_key], track_meta=False).detach().cpu().reshape(-1)
             label = int(label.argmax()) if label.numel() > 1 else int(label.item())
             self._probs.append(prob)
@@ -133,6 +144,10 @@ class ClassificationReportHandler:
         probs = torch.stack(self._probs)
         labels = torch.tensor(self._labels)
         self.report = classification_report(probs, labels, self.class_names)
+        if self.temperature is not None:
+            raw = classification_report(torch.stack(self._raw_probs), labels, self.class_names)
+            self.report["temperature"] = self.temperature
+            self.report["ece_uncalibrated"] = raw["ece"]
         step = self.step_transform(engine) if self.step_transform else engine.state.epoch
         self.written = write_classification_outputs(
             self.output_dir,
@@ -149,10 +164,11 @@ class ClassificationReportHandler:
         )
         r = self.report
         logger.info(
-            "classification: accuracy %.4f, macro F1 %.4f, macro AUC %s, ECE %.4f -> %s",
+            "classification: accuracy %.4f, macro F1 %.4f, macro AUC %s, ECE %.4f%s -> %s",
             r["accuracy"],
             r["macro_avg"]["f1"],
             "n/a" if r["macro_avg"]["roc_auc"] is None else f"{r['macro_avg']['roc_auc']:.4f}",
             r["ece"],
+            "" if self.temperature is None else f" (temperature {self.temperature:.4g}; uncalibrated {r['ece_uncalibrated']:.4f})",
             self.output_dir,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .checkpoints import CheckpointError, is_sharded, load_checkpoint, load_sharded, save_atomic, save_sharded
 from .overlay import render_overlay, save_overlay
 from .reader import CXRImageReader, read_cxr
+from . import weights_card
 
 __all__ = [
     "CheckpointError",

@@ -57,6 +57,10 @@ def format_classification_report(report: dict[str, Any], digits: int = 2) -> str
     ]
     lines += [row("macro avg", report["macro_avg"]), row("weighted avg", report["weighted_avg"]), ""]
     lines.append(f"expected calibration error ({report['ece_bins']} bins, top-label): {report['ece']:.4f}")
+    if report.get("temperature") is not None:
+        lines.append(
+            f"  with temperature {report['temperature']:.4g} (weights card); before it: {report['ece_uncalibrated']:.4f}"
+        )
     if report["warnings"]:
         lines += ["", "warnings:"] + [f"  - {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"

@@ -15,7 +15,8 @@ from .dictionary import (
     ThreeLevelLabeld,
 )
 from .io import LoadCXRImage, LoadCXRImaged
-from .masking import MaskImage, MaskImaged, insert_after_loading
+from .masking import LUNG_INPUTS, LungInputd, MaskImage, MaskImaged, insert_after_loading
+from .segment import PredictLungsd
 from .postprocess import (
     FillLungHoles,
     FillLungHolesd,
@@ -54,8 +55,11 @@ __all__ = [
     "LevelsToValuesd",
     "LoadCXRImage",
     "LoadCXRImaged",
+    "LUNG_INPUTS",
+    "LungInputd",
     "MaskImage",
     "MaskImaged",
+    "PredictLungsd",
     "insert_after_loading",
     "ScaleByBitDepth",
     "ScaleByBitDepthd",

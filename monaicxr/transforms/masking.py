@@ -42,7 +42,7 @@ from monaicxr.data.records import DatasetError
 
 from .array import BinarizeMask
 
-__all__ = ["MASK_MODES", "EMPTY_POLICIES", "MaskImage", "MaskImaged", "insert_after_loading"]
+__all__ = ["MASK_MODES", "EMPTY_POLICIES", "LUNG_INPUTS", "LungInputd", "MaskImage", "MaskImaged", "insert_after_loading"]
 
 logger = logging.getLogger(__name__)
 
@@ -236,3 +236,92 @@ def insert_after_loading(transforms: Sequence, extra: Sequence, key: str = "imag
             return transforms[: i + 1] + list(extra) + transforms[i + 1 :]
     names = [type(t).__name__ for t in transforms]
     raise ValueError(f"no LoadImaged loads {key!r} in the transforms {names}; cannot insert {len(extra)} after it")
+
+
+#: how a classifier sees the film: ``full`` (the whole film), ``crop`` (the lungs' bounding box),
+#: ``mask`` (the whole film, zero outside the lungs), ``crop_mask`` (both)
+LUNG_INPUTS = ("full", "crop", "mask", "crop_mask")
+
+
+class LungInputd(MapTransform):
+    """Cut a film down to its lungs for a classifier: bounding-box crop, then resize image and mask together.
+
+    The lung mask (``d[lung_key]``, 0/1 or 0/255, checked by :class:`monaicxr.transforms.BinarizeMask` and
+    resized to the image like :class:`MaskImage` does) gives the box: MONAI's
+    ``generate_spatial_bounding_box`` with ``margin`` film pixels on every side, clipped to the film. The image
+    (bilinear, anti-aliased) and the mask (nearest) are then resized to ``spatial_size`` with MONAI's
+    ``Resize``; the mask stays in the dictionary as 0/1 so that random spatial transforms can move it with the
+    image and a later :class:`MaskImaged` zeroes what lies outside it. ``mode="full"`` and ``mode="mask"``
+    resize the whole film; the masking itself is left to :class:`MaskImaged` so that intensity
+    normalisation and augmentation can run between the two.
+
+    Hand-written here: only the choice between the modes and the empty-mask policy; the box and the resizing
+    are MONAI's.
+
+    Args:
+        keys: the image key(s).
+        lung_key: key of the loaded lung mask.
+        mode: one of :data:`LUNG_INPUTS`.
+        spatial_size: the network's input size.
+        margin: film pixels added around the lungs' box.
+        on_empty: ``"error"`` (an empty mask raises :class:`DatasetError` naming both files) or ``"pass"``
+            (the whole film is used and a warning logged).
+
+    Raises:
+        DatasetError: a missing or unloaded mask, a mask that does not fit the image, an empty mask with
+            ``on_empty="error"``.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = "image",
+        lung_key: str = "lung",
+        mode: str = "crop_mask",
+        spatial_size: Sequence[int] = (224, 224),
+        margin: int = 8,
+        on_empty: str = "error",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if mode not in LUNG_INPUTS:
+            raise ValueError(f"mode must be one of {LUNG_INPUTS}, got {mode!r}")
+        if on_empty not in EMPTY_POLICIES:
+            raise ValueError(f"on_empty must be one of {EMPTY_POLICIES}, got {on_empty!r}")
+        if int(margin) != margin or margin < 0:
+            raise ValueError(f"margin must be a whole number of pixels >= 0, got {margin!r}")
+        self.lung_key = lung_key
+        self.mode = mode
+        self.margin = int(margin)
+        self.on_empty = on_empty
+        self.spatial_size = tuple(int(s) for s in spatial_size)
+        self._checker = MaskImage(mode="keep")
+        self._resize_image = Resize(self.spatial_size, mode="bilinear", anti_aliasing=True)
+        self._resize_mask = Resize(self.spatial_size, mode="nearest")
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        from monai.transforms.utils import generate_spatial_bounding_box
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = convert_to_tensor(d[key], track_meta=True)
+            if self.lung_key not in d or isinstance(d[self.lung_key], str):
+                state = "missing" if self.lung_key not in d else f"not loaded ({d[self.lung_key]!r})"
+                raise DatasetError(
+                    f"{_name(img)}: lung mask key {self.lung_key!r} is {state}; lung-cropped input needs a lung "
+                    "mask per film (monaicxr predict-lungs writes a datalist with one per item)"
+                )
+            where = f"{_name(img)} (mask {_name(d[self.lung_key])})"
+            keep = self._checker._mask_for(img, d[self.lung_key], where)
+            if self.mode in ("crop", "crop_mask"):
+                if not keep.any():
+                    if self.on_empty == "error":
+                        raise DatasetError(f"{where}: the lung mask is empty; no lung box to crop to")
+                    logger.warning("%s: empty lung mask, the whole film is used", where)
+                else:
+                    start, end = generate_spatial_bounding_box(keep, margin=self.margin, allow_smaller=True)
+                    box = tuple(slice(s, e) for s, e in zip(start, end))
+                    img = img[(slice(None), *box)]
+                    keep = keep[(slice(None), *box)]
+            d[key] = self._resize_image(img)
+            d[self.lung_key] = self._resize_mask(keep.to(torch.float32))
+        return d

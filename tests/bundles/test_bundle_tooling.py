@@ -74,7 +74,7 @@ def test_ckpt_export_to_torchscript(tmp_path):
 
 # --- classifier bundles ----------------------------------------------------------------------------------------
 
-CLASSIFIER_BUNDLES = ["simple_cnn", "densenet121", "efficientnet_b0", "vgg16", "xception"]
+CLASSIFIER_BUNDLES = ["simple_cnn", "densenet121", "efficientnet_b0", "efficientnet_lite0", "vgg16", "xception"]
 
 
 @pytest.mark.parametrize("name", CLASSIFIER_BUNDLES)
