@@ -37,7 +37,10 @@ several frames, a symbolic-link loop, a side under ``MIN_SIDE`` pixels...) is sk
 stops the batch. Implausible input is predicted but flagged in ``warnings``: near-constant images, sides under
 ``TINY_SIDE`` pixels, aspect ratios over ``MAX_ASPECT``, and an EXIF orientation, which is applied there
 (``PIL.ImageOps.exif_transpose`` semantics) rather than in :class:`~monaicxr.io.CXRImageReader`, whose training
-callers need the stored pixels that their masks were drawn on.
+callers need the stored pixels that their masks were drawn on. Where the lung model runs, an image whose lung
+output does not look like a frontal chest X-ray's (unsure, or not two lungs side by side: a lateral view, a CT
+slice, noise) is flagged ``probably not a frontal chest X-ray (...)`` by
+:func:`monaicxr.workflows.ood.frontal_cxr_check`, whose docstring gives the rule and its thresholds.
 
 Example::
 
@@ -60,6 +63,7 @@ import torch
 
 from monaicxr.data.records import DatasetError
 from monaicxr.workflows.inputs import GENERATOR, apply_exif_orientation, find_inputs, input_warnings, read_input
+from monaicxr.workflows.ood import frontal_cxr_check
 
 __all__ = [
     "CSV_COLUMNS",
@@ -285,8 +289,9 @@ def _clean_lungs(mask: torch.Tensor) -> torch.Tensor:
     return FillLungHoles()(KeepLargestLungs()(mask.float()))
 
 
-def _segment(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(lung, infection)`` bool masks at the image's size; infection is ``None`` for a lung model."""
+def _segment(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``(lung, infection, prob)``: bool masks at the image's size (infection ``None`` for a lung model) and the
+    sigmoid map (h, w) at the network's size."""
     from monaicxr.transforms import SnapToLevels
 
     with torch.no_grad():
@@ -294,8 +299,8 @@ def _segment(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndar
     if model.task == "3level":
         level = SnapToLevels((0.0, 0.5, 1.0))(prob)
         lung, infection = _clean_lungs((level >= 1).float()), (level == 2).float()
-        return _to_native(lung, array.shape), _to_native(infection, array.shape)
-    return _to_native(_clean_lungs((prob > 0.5).float()), array.shape), None
+        return _to_native(lung, array.shape), _to_native(infection, array.shape), prob[0].numpy()
+    return _to_native(_clean_lungs((prob > 0.5).float()), array.shape), None, prob[0].numpy()
 
 
 def _classify(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -348,9 +353,13 @@ def _predict_one(models: dict[str, LoadedModel], array: np.ndarray, meta: dict, 
     caption = []
     warnings = row["warnings"]
     if "lung" in models:
-        lung, _ = _segment(models["lung"], array, meta)
+        lung, _, prob = _segment(models["lung"], array, meta)
+        not_frontal = frontal_cxr_check(prob)
+        if not_frontal:
+            warnings.append(not_frontal)
+            logger.warning("predict: %s: %s", row["path"], not_frontal)
     if "infection" in models:
-        lung3, infection = _segment(models["infection"], array, meta)
+        lung3, infection, _ = _segment(models["infection"], array, meta)
         lung = lung3 if lung is None else lung
         infection &= lung
     if lung is not None:
