@@ -10,6 +10,9 @@ sub-folders fine) or a list of files, and writes to one output folder:
 ``masks/<name>_infection.png``  infection mask, where an infection model ran
 ``overlays/<name>.png``    the image with lungs (blue) and infection (red), captioned with class and severity
 ``gradcam/<name>.png``     Grad-CAM of the predicted class over the image (``monai.visualize.GradCAM``)
+``dicom_seg/<name>.seg.dcm``  for DICOM input: lung (and infection) masks as a DICOM SEG referencing the source
+                           image (:func:`monaicxr.io.dicom_seg.write_dicom_seg`, highdicom); a source that
+                           lacks what highdicom needs gets a ``DICOM SEG not written: ...`` warning instead
 ``report.html``            one self-contained page (:mod:`monaicxr.io.html_report`)
 ``summary.json``           counts (found, read, predicted, skipped), the models and their weights, notes
 ========================== ==========================================================================
@@ -93,7 +96,7 @@ CSV_COLUMNS = (
     "calibration", "predicted_class", "lung_area_fraction",
     "infected_fraction_right", "infected_fraction_left", "infected_fraction_total",
     "severity_right", "severity_left", "severity_total",
-    "lung_mask", "infection_mask", "overlay", "gradcam", "warnings",
+    "lung_mask", "infection_mask", "overlay", "gradcam", "dicom_seg", "warnings",
 )  # fmt: skip
 
 
@@ -388,11 +391,32 @@ def _predict_one(models: dict[str, LoadedModel], array: np.ndarray, meta: dict, 
         row["gradcam"] = f"gradcam/{name}.png"
         _save_png(out / row["gradcam"], _gradcam_picture(array, cam))
         caption.insert(0, f"{row['predicted_class']} {float(probs.max()):.2f}")
+    if lung is not None and meta.get("format") == "DICOM":
+        _write_seg(models, row, out, name, lung, infection)
     labels = None
     if lung is not None:
         labels = lung.astype(np.uint8) + (infection.astype(np.uint8) if infection is not None else 0)
     row["overlay"] = f"overlays/{name}.png"
     _save_png(out / row["overlay"], add_caption(render_overlay(array, labels), " | ".join(caption)))
+
+
+def _write_seg(models: dict[str, LoadedModel], row: dict, out: Path, name: str, lung, infection) -> None:
+    """``dicom_seg/<name>.seg.dcm`` for a DICOM input; a source highdicom cannot use is a warning, not a failure."""
+    from monaicxr.io.dicom_seg import DicomSegError, write_dicom_seg
+
+    bundles = sorted({models[r].root.name for r in ("lung", "infection") if r in models})
+    target = f"dicom_seg/{name}.seg.dcm"
+    try:
+        write_dicom_seg(
+            row["path"], {"lung": lung, "infection": infection}, out / target, algorithm=f"monaicxr {'+'.join(bundles)}"
+        )
+    except Exception as e:  # DicomSegError, or anything highdicom raises: the masks are written, the row stays
+        reason = e.reason if isinstance(e, DicomSegError) else f"{type(e).__name__}: {e}"
+        row["warnings"].append(f"DICOM SEG not written: {reason}")
+        logger.warning("predict: %s: DICOM SEG not written: %s", row["path"], reason)
+        logger.debug("predict: DICOM SEG of %s failed", row["path"], exc_info=True)
+    else:
+        row["dicom_seg"] = target
 
 
 def _names(items: list[tuple[Path, str]]) -> list[str]:
