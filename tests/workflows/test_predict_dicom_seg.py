@@ -101,3 +101,35 @@ def test_real_dicom_radiographs(tmp_path):
             == source.SOPInstanceUID
         )
         assert seg.pixel_array.any() and "not a frontal" not in r["warnings"]
+
+
+def test_seg_holds_the_infection_segment_when_the_infection_model_runs(tmp_path):
+    """A 3-level model of random weights in a copy of the unet bundle: the wiring (two segments), not a model."""
+    import shutil
+
+    import torch
+    from monai.bundle import ConfigParser
+
+    from monaicxr.workflows.predict import ModelSpec
+
+    repo = Path(__file__).resolve().parents[2]
+    copy = tmp_path / "unet_copy"
+    shutil.copytree(repo / "bundles/unet/configs", copy / "configs")
+    (copy / "models").mkdir()
+    parser = ConfigParser()
+    parser.read_config(str(copy / "configs/inference.json"))
+    torch.manual_seed(0)
+    torch.save(parser.get_parsed_content("network_def").state_dict(), copy / "models/model_3level.pt")
+    spec = ModelSpec("infection", str(copy), overlay="configs/task_3level.json", weights="models/model_3level.pt")
+    root = tmp_path / "in"
+    root.mkdir()
+    pixels = np.asarray(Image.fromarray(make_phantom(1, size=128, kind="covid").image))
+    _write_cr(root / "full.dcm", pixels, patient_id="P2")
+    predict(root, tmp_path / "out", models=["lung", spec], progress=False, report=False)
+    row = _rows(tmp_path / "out")["full.dcm"]
+    seg = pydicom.dcmread(tmp_path / "out" / row["dicom_seg"])
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["Lung", "Infection"]
+    frames = seg.pixel_array.reshape(2, 128, 128).astype(bool)
+    for i, key in enumerate(("lung_mask", "infection_mask")):
+        with Image.open(tmp_path / "out" / row[key]) as m:
+            np.testing.assert_array_equal(frames[i], np.asarray(m) > 0)
