@@ -62,27 +62,40 @@ def patient_id(stem: str) -> str | None:
     return None
 
 
-def _is_split_root(folder: Path) -> bool:
-    """A folder holding at least one split folder with a NORMAL or PNEUMONIA folder in it."""
+def _is_split_root(folder: Path, *, strict: bool = False) -> bool:
+    """A folder holding a split folder with a NORMAL or PNEUMONIA folder in it.
+
+    With ``strict`` (layout detection), every class folder under the split folders must be NORMAL or PNEUMONIA:
+    ``test/COVID-19`` + ``test/Normal`` (a COVID-19 Radiography-style copy split into folders) is the
+    ``class_folders`` layout with split ``test``, not Kermany, although it has a ``Normal`` folder. Hidden
+    folders (``.ipynb_checkpoints``) are not counted. :func:`index_kermany` itself is lenient: it indexes the
+    Kermany classes and lists other folders as skipped.
+    """
     if not folder.is_dir():
         return False
+    found = False
     for split_dir in list_dir(folder)[0]:
-        if split_of(split_dir.name) and any(d.name.upper() in KERMANY_CLASSES for d in list_dir(split_dir)[0]):
-            return True
-    return False
+        if not split_of(split_dir.name):
+            continue
+        classes = {d.name.upper() for d in list_dir(split_dir)[0] if not d.name.startswith(".")}
+        if strict and not classes <= set(KERMANY_CLASSES):
+            return False
+        found = found or bool(classes & set(KERMANY_CLASSES))
+    return found
 
 
-def _find_base(root: Path) -> Path | None:
+def _find_base(root: Path, *, strict: bool = False) -> Path | None:
     for candidate in (root, root / "chest_xray", root / "chest_xray" / "chest_xray"):
-        if _is_split_root(candidate):
+        if _is_split_root(candidate, strict=strict):
             return candidate
     return None
 
 
 def is_kermany(root: str | Path) -> bool:
-    """Whether ``root`` looks like the Kermany layout (used by the layout detection)."""
+    """Whether ``root`` looks like the Kermany layout (used by the layout detection): split folders holding
+    NORMAL / PNEUMONIA class folders and no other class folder (see :func:`_is_split_root`)."""
     root = Path(root)
-    return root.is_dir() and _find_base(root) is not None
+    return root.is_dir() and _find_base(root, strict=True) is not None
 
 
 def index_kermany(root: str | Path, *, verify: bool = True) -> IndexResult:

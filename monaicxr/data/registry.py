@@ -31,7 +31,8 @@ def detect_layout(root: str | Path) -> str:
 
     The checks run in the order of :data:`DETECTORS`, most specific first: a ``manifest.csv`` beside
     ``images/`` (the flat COVID-QU-Ex copy, also written by the synthetic generator with a ``SYNTHETIC``
-    marker), the COVID-QU-Ex part folders, Kermany's ``train/NORMAL``, the Radiography Database class names,
+    marker), the COVID-QU-Ex part folders, Kermany's ``train/NORMAL`` (split folders holding only NORMAL / PNEUMONIA:
+    ``test/COVID-19`` + ``test/Normal`` is class folders with split test), the Radiography Database class names,
     ``images/`` + ``masks/`` or ``lung_masks/``, and last any class folders holding images.
 
     Raises:

@@ -10,6 +10,9 @@ sub-folders fine) or a list of files, and writes to one output folder:
 ``masks/<name>_infection.png``  infection mask, where an infection model ran
 ``overlays/<name>.png``    the image with lungs (blue) and infection (red), captioned with class and severity
 ``gradcam/<name>.png``     Grad-CAM of the predicted class over the image (``monai.visualize.GradCAM``)
+``dicom_seg/<name>.seg.dcm``  for DICOM input: lung (and infection) masks as a DICOM SEG referencing the source
+                           image (:func:`monaicxr.io.dicom_seg.write_dicom_seg`, highdicom); a source that
+                           lacks what highdicom needs gets a ``DICOM SEG not written: ...`` warning instead
 ``report.html``            one self-contained page (:mod:`monaicxr.io.html_report`)
 ``summary.json``           counts (found, read, predicted, skipped), the models and their weights, notes
 ========================== ==========================================================================
@@ -37,7 +40,10 @@ several frames, a symbolic-link loop, a side under ``MIN_SIDE`` pixels...) is sk
 stops the batch. Implausible input is predicted but flagged in ``warnings``: near-constant images, sides under
 ``TINY_SIDE`` pixels, aspect ratios over ``MAX_ASPECT``, and an EXIF orientation, which is applied there
 (``PIL.ImageOps.exif_transpose`` semantics) rather than in :class:`~monaicxr.io.CXRImageReader`, whose training
-callers need the stored pixels that their masks were drawn on.
+callers need the stored pixels that their masks were drawn on. Where the lung model runs, an image whose lung
+output does not look like a frontal chest X-ray's (unsure, or not two lungs side by side: a lateral view, a CT
+slice, noise) is flagged ``probably not a frontal chest X-ray (...)`` by
+:func:`monaicxr.workflows.ood.frontal_cxr_check`, whose docstring gives the rule and its thresholds.
 
 Example::
 
@@ -60,6 +66,7 @@ import torch
 
 from monaicxr.data.records import DatasetError
 from monaicxr.workflows.inputs import GENERATOR, apply_exif_orientation, find_inputs, input_warnings, read_input
+from monaicxr.workflows.ood import frontal_cxr_check
 
 __all__ = [
     "CSV_COLUMNS",
@@ -89,7 +96,7 @@ CSV_COLUMNS = (
     "calibration", "predicted_class", "lung_area_fraction",
     "infected_fraction_right", "infected_fraction_left", "infected_fraction_total",
     "severity_right", "severity_left", "severity_total",
-    "lung_mask", "infection_mask", "overlay", "gradcam", "warnings",
+    "lung_mask", "infection_mask", "overlay", "gradcam", "dicom_seg", "warnings",
 )  # fmt: skip
 
 
@@ -285,8 +292,9 @@ def _clean_lungs(mask: torch.Tensor) -> torch.Tensor:
     return FillLungHoles()(KeepLargestLungs()(mask.float()))
 
 
-def _segment(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(lung, infection)`` bool masks at the image's size; infection is ``None`` for a lung model."""
+def _segment(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``(lung, infection, prob)``: bool masks at the image's size (infection ``None`` for a lung model) and the
+    sigmoid map (h, w) at the network's size."""
     from monaicxr.transforms import SnapToLevels
 
     with torch.no_grad():
@@ -294,8 +302,8 @@ def _segment(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndar
     if model.task == "3level":
         level = SnapToLevels((0.0, 0.5, 1.0))(prob)
         lung, infection = _clean_lungs((level >= 1).float()), (level == 2).float()
-        return _to_native(lung, array.shape), _to_native(infection, array.shape)
-    return _to_native(_clean_lungs((prob > 0.5).float()), array.shape), None
+        return _to_native(lung, array.shape), _to_native(infection, array.shape), prob[0].numpy()
+    return _to_native(_clean_lungs((prob > 0.5).float()), array.shape), None, prob[0].numpy()
 
 
 def _classify(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -348,9 +356,13 @@ def _predict_one(models: dict[str, LoadedModel], array: np.ndarray, meta: dict, 
     caption = []
     warnings = row["warnings"]
     if "lung" in models:
-        lung, _ = _segment(models["lung"], array, meta)
+        lung, _, prob = _segment(models["lung"], array, meta)
+        not_frontal = frontal_cxr_check(prob)
+        if not_frontal:
+            warnings.append(not_frontal)
+            logger.warning("predict: %s: %s", row["path"], not_frontal)
     if "infection" in models:
-        lung3, infection = _segment(models["infection"], array, meta)
+        lung3, infection, _ = _segment(models["infection"], array, meta)
         lung = lung3 if lung is None else lung
         infection &= lung
     if lung is not None:
@@ -379,11 +391,32 @@ def _predict_one(models: dict[str, LoadedModel], array: np.ndarray, meta: dict, 
         row["gradcam"] = f"gradcam/{name}.png"
         _save_png(out / row["gradcam"], _gradcam_picture(array, cam))
         caption.insert(0, f"{row['predicted_class']} {float(probs.max()):.2f}")
+    if lung is not None and meta.get("format") == "DICOM":
+        _write_seg(models, row, out, name, lung, infection)
     labels = None
     if lung is not None:
         labels = lung.astype(np.uint8) + (infection.astype(np.uint8) if infection is not None else 0)
     row["overlay"] = f"overlays/{name}.png"
     _save_png(out / row["overlay"], add_caption(render_overlay(array, labels), " | ".join(caption)))
+
+
+def _write_seg(models: dict[str, LoadedModel], row: dict, out: Path, name: str, lung, infection) -> None:
+    """``dicom_seg/<name>.seg.dcm`` for a DICOM input; a source highdicom cannot use is a warning, not a failure."""
+    from monaicxr.io.dicom_seg import DicomSegError, write_dicom_seg
+
+    bundles = sorted({models[r].root.name for r in ("lung", "infection") if r in models})
+    target = f"dicom_seg/{name}.seg.dcm"
+    try:
+        write_dicom_seg(
+            row["path"], {"lung": lung, "infection": infection}, out / target, algorithm=f"monaicxr {'+'.join(bundles)}"
+        )
+    except Exception as e:  # DicomSegError, or anything highdicom raises: the masks are written, the row stays
+        reason = e.reason if isinstance(e, DicomSegError) else f"{type(e).__name__}: {e}"
+        row["warnings"].append(f"DICOM SEG not written: {reason}")
+        logger.warning("predict: %s: DICOM SEG not written: %s", row["path"], reason)
+        logger.debug("predict: DICOM SEG of %s failed", row["path"], exc_info=True)
+    else:
+        row["dicom_seg"] = target
 
 
 def _names(items: list[tuple[Path, str]]) -> list[str]:

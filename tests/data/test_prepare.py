@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -57,27 +58,37 @@ def test_missing_dataset_dir(tmp_path):
         prepare_datalist(str(tmp_path / "out"), dataset_dir=str(tmp_path / "no_such_folder"))
 
 
-DATALIST = {
-    "training": [{"image": "/data/a.png", "lung": "/data/a_lung.png", "infection": "/data/a_inf.png"}],
-    "validation": [{"image": "/data/b.png", "lung": "/data/b_lung.png", "infection": "/data/b_inf.png"}],
-    "test": [],
-    "classes": ["COVID-19", "Normal"],
-}
+def _datalist(root: Path) -> dict:
+    """A given datalist whose files exist under ``root`` (16 x 16 images, 0/255 masks)."""
+    files = {}
+    for name in ("a", "b"):
+        for key, suffix, value in (("image", "", 128), ("lung", "_lung", 255), ("infection", "_inf", 0)):
+            path = root / f"{name}{suffix}.png"
+            Image.fromarray(np.full((16, 16), value, np.uint8)).save(path)
+            files[name, key] = str(path)
+    return {
+        "training": [{k: files["a", k] for k in ("image", "lung", "infection")}],
+        "validation": [{k: files["b", k] for k in ("image", "lung", "infection")}],
+        "test": [],
+        "classes": ["COVID-19", "Normal"],
+    }
 
 
 def test_datalist_file_returned_as_is(tmp_path):
+    datalist = _datalist(tmp_path)
     path = tmp_path / "given.json"
-    path.write_text(json.dumps(DATALIST))
+    path.write_text(json.dumps(datalist))
     out = tmp_path / "out"
     content = prepare_datalist(str(out), datalist_file=str(path), task="infection")
-    for key, value in DATALIST.items():
+    for key, value in datalist.items():
         assert content[key] == value
     assert content["synthetic"] is False and content["source"] == "datalist"
     assert not (out / "datalist.json").exists()  # nothing rewritten for a given datalist
+    assert (out / "input_issues.csv").read_text().splitlines() == ["file,reason"]
 
 
 def test_datalist_missing_task_key(tmp_path):
-    broken = json.loads(json.dumps(DATALIST))
+    broken = _datalist(tmp_path)
     del broken["validation"][0]["infection"]
     path = tmp_path / "given.json"
     path.write_text(json.dumps(broken))
@@ -85,6 +96,55 @@ def test_datalist_missing_task_key(tmp_path):
         prepare_datalist(str(tmp_path / "out"), datalist_file=str(path), task="infection")
     # the lung task needs no infection mask
     assert prepare_datalist(str(tmp_path / "out"), datalist_file=str(path), task="lung")["validation"]
+
+
+def _issues(out: Path) -> dict[str, str]:
+    with open(out / "input_issues.csv", newline="") as f:
+        return {Path(r["file"]).name: r["reason"] for r in csv.DictReader(f)}
+
+
+def test_datalist_file_bad_items_dropped_and_listed(tmp_path, caplog):
+    datalist = _datalist(tmp_path)
+    good = datalist["training"][0]
+    data = Path(good["image"]).read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.png").write_text("not an image\n")
+    datalist["training"] += [
+        {**good, "image": str(tmp_path / "cut.png")},  # truncated image
+        {**good, "lung": str(tmp_path / "text.png")},  # a mask that is not an image
+        {**good, "image": str(tmp_path / "gone.png")},  # missing file
+    ]
+    path = tmp_path / "given.json"
+    path.write_text(json.dumps(datalist))
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        content = prepare_datalist(str(out), datalist_file=str(path), task="infection")
+    assert content["training"] == [good] and len(content["validation"]) == 1
+    issues = _issues(out)
+    assert set(issues) == {"cut.png", "text.png", "gone.png"}
+    assert "cannot be read" in issues["cut.png"] and "cannot be read" in issues["text.png"]
+    assert issues["gone.png"] == "file does not exist"
+    assert "3 input file(s) left out" in caplog.text
+
+
+def test_datalist_file_nothing_readable_is_an_error(tmp_path):
+    (tmp_path / "text.png").write_text("not an image\n")
+    path = tmp_path / "given.json"
+    path.write_text(json.dumps({"training": [{"image": str(tmp_path / "text.png")}], "validation": []}))
+    with pytest.raises(DatasetError, match="none of the 1 datalist items can be read.*text.png"):
+        prepare_datalist(str(tmp_path / "out"), datalist_file=str(path), task="none")
+
+
+def test_dataset_dir_skipped_files_listed(tmp_path):
+    from layouts import make_pairs, write_text, write_truncated
+
+    root = make_pairs(tmp_path / "data", [f"x{i}.png" for i in range(4)])
+    write_truncated(root / "images" / "x0.png")
+    write_text(root / "images" / "x1.png")
+    content = prepare_datalist(str(tmp_path / "out"), dataset_dir=str(root), task="lung", split_mode="ratios")
+    assert sum(len(content[s]) for s in SECTIONS) == 2
+    issues = _issues(tmp_path / "out")
+    assert issues["x0.png"].startswith("truncated image") and issues["x1.png"].startswith("not a decodable image")
 
 
 # (file content, expected message fragment)

@@ -44,6 +44,16 @@ LAYOUTS = [
     pytest.param(
         lambda p: make_class_folders(p, {"x": 1}, split="train"), "class_folders", "", id="class_folders_split"
     ),
+    # a Normal folder under a split folder beside other classes is not Kermany (its classes are NORMAL/PNEUMONIA)
+    pytest.param(
+        lambda p: make_class_folders(p, {"COVID-19": 1, "Normal": 1}, split="test"),
+        "class_folders",
+        "",
+        id="class_folders_test_split_with_normal",
+    ),
+    pytest.param(
+        lambda p: make_class_folders(p, {"NORMAL": 1, "PNEUMONIA": 1}, split="test"), "kermany", "", id="kermany_test"
+    ),
 ]
 
 
@@ -92,3 +102,13 @@ def test_kwargs_reach_the_indexer(tmp_path):
 
 def test_registry_names():
     assert set(INDEXERS) == {"covidqu", "covidqu_flat", "radiography", "kermany", "class_folders", "image_mask_pairs", "darwin", "coco"}
+
+
+def test_split_folder_of_class_folders_is_not_kermany(tmp_path):
+    """``test/COVID-19`` + ``test/Normal``: class folders with split test (a ``Normal`` folder does not make Kermany)."""
+    make_class_folders(tmp_path, {"COVID-19": 2, "Normal": 1}, split="test")
+    assert detect_layout(tmp_path) == "class_folders"
+    result = index_dataset(tmp_path, verify=False)
+    assert result.classes == ("COVID-19", "Normal")
+    assert {r.source_split for r in result.records} == {"test"}
+    assert sorted(r.class_name for r in result.records) == ["COVID-19", "COVID-19", "Normal"]
