@@ -60,6 +60,7 @@ __all__ = [
     "dataset_root",
     "list_dir",
     "split_of",
+    "name_stem",
     "record_id",
     "image_files",
     "pair_masks",
@@ -319,6 +320,11 @@ def split_of(name: str) -> str | None:
     return name.lower() if name.lower() in SPLITS else None
 
 
+def name_stem(path: Path) -> str:
+    """The file name without its suffix, both of ``.nii.gz`` (``a.nii.gz`` -> ``a``, ``a.png`` -> ``a``)."""
+    return path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+
+
 def record_id(path: Path, base: Path) -> str:
     """The record id: path relative to ``base``, suffix removed (both of ``.nii.gz``), with ``/`` separators."""
     rel = path.relative_to(base)
@@ -348,14 +354,14 @@ def pair_masks(
     mask_files, skipped = image_files(mask_dir, IMAGE_SUFFIXES) if mask_dir.is_dir() else ([], [])
     by_key: dict[str, Path] = {}
     for m in mask_files:
-        key = m.stem if by_stem else m.name
+        key = name_stem(m) if by_stem else m.name
         if key in by_key:
             raise DatasetError(f"{mask_dir}: {by_key[key].name} and {m.name} are both the {kind} of image {key!r}")
         by_key[key] = m
     masks: dict[Path, Path] = {}
     missing: list[Path] = []
     for img in images:
-        mask = by_key.pop(img.stem if by_stem else img.name, None)
+        mask = by_key.pop(name_stem(img) if by_stem else img.name, None)
         if mask is None:
             missing.append(img)
         else:
