@@ -43,6 +43,12 @@ __all__ = ["main", "build_parser"]
 # prepare.TASK_KEYS, repeated so that building the parser does not import prepare (and the synthetic generator)
 TASKS = ("lung", "infection", "3level", "classification", "none")
 SPLIT_MODES = ("auto", "source", "ratios")
+# imagecheck.MASK_VALUE_SETS and "any", repeated for the same reason
+MASK_VALUES = ("binary", "three_level", "any")
+_MASK_VALUES_HELP = (
+    "mask values accepted: binary (0/255 or 0/1, default), three_level (also 0/127/255) or any "
+    "(the bundles then binarize at half the maximum)"
+)
 #: errors that mean bad input rather than a bug: reported in one line, exit status 2
 USER_ERRORS = (DatasetError, FileNotFoundError, NotADirectoryError, ValueError)
 #: split name -> datalist section
@@ -76,6 +82,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         split_mode=args.split_mode,
         ratios=tuple(args.ratios),
         split_seed=args.seed,
+        mask_values=args.mask_values,
         **kwargs,
     )
     out = Path(args.out)
@@ -91,7 +98,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_fingerprint(args: argparse.Namespace) -> int:
     from monaicxr.data.fingerprint import compute_fingerprint, write_fingerprint
 
-    result = index_dataset(args.dataset_dir, layout=args.layout)
+    options = {} if args.mask_values == "binary" else {"mask_values": args.mask_values}
+    result = index_dataset(args.dataset_dir, layout=args.layout, **options)
     fp = compute_fingerprint(result, max_masks=args.max_masks)
     path = write_fingerprint(args.out, fp)
     print(f"fingerprint: {path}")
@@ -140,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     p.add_argument("--task", choices=TASKS, default="lung", help="what every record must provide (default lung)")
     p.add_argument("--no-verify", action="store_true", help="do not decode every image and mask while indexing")
+    p.add_argument("--mask-values", choices=MASK_VALUES, default="binary", help=_MASK_VALUES_HELP)
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("layouts", parents=[common], help="list the known dataset layouts")
@@ -154,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the JSON file to write")
     p.add_argument("--layout", choices=layouts, default="auto", help="folder layout (default: detect it)")
     p.add_argument("--max-masks", type=int, default=None, metavar="N", help="decode at most N records' masks")
+    p.add_argument("--mask-values", choices=MASK_VALUES, default="binary", help=_MASK_VALUES_HELP)
     p.set_defaults(func=_cmd_fingerprint)
 
     p = sub.add_parser("phantoms", parents=[common], help="write the SYNTHETIC phantom data set")

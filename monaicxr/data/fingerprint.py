@@ -81,6 +81,10 @@ def _image_header(path: str) -> tuple[tuple[int, int], str, int | None, str]:
 
 
 def _read_mask(path: str) -> np.ndarray:
+    from monaicxr.io.reader import is_nifti, read_cxr
+
+    if is_nifti(path):
+        return read_cxr(path)[0]
     with Image.open(path) as img:
         return np.asarray(img)
 

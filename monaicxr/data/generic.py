@@ -31,6 +31,7 @@ from monaicxr.data.imagecheck import (
     list_dir,
     log_skipped,
     missing_masks,
+    name_stem,
     pair_masks,
     record_id,
     split_of,
@@ -151,9 +152,9 @@ def index_image_mask_pairs(
     images, skipped = image_files(image_dir)
     stems: dict[str, Path] = {}
     for img in images:
-        if img.stem in stems:
-            raise DatasetError(f"{image_dir}: {stems[img.stem].name} and {img.name} have the same name stem")
-        stems[img.stem] = img
+        if name_stem(img) in stems:
+            raise DatasetError(f"{image_dir}: {stems[name_stem(img)].name} and {img.name} have the same name stem")
+        stems[name_stem(img)] = img
     masks: dict[str, dict[Path, Path]] = {}
     for folder_name, kind in ((lung_folder, "lung mask"), ("infection_masks", "infection mask")):
         mask_dir = root / folder_name

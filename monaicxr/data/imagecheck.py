@@ -19,6 +19,7 @@ Mask values are checked with ``mask_values="binary"`` (the default: ``{0, 255}``
 DICOM files (``.dcm``) are checked by reading their header with pydicom (``Rows`` and ``Columns`` give the
 size, ``PhotometricInterpretation`` the mode), then decoded by the reader: no pixel data, an unsupported
 photometric interpretation (YBR_*, PALETTE COLOR), several frames and truncated pixel data are reported.
+NIfTI files (``.nii``, ``.nii.gz``) are decoded by the reader only (a 2-D image or a single-slice volume).
 
 Example::
 
@@ -44,6 +45,7 @@ from monaicxr.data.records import SPLITS, CXRRecord, DatasetError, SkippedItem
 __all__ = [
     "PIL_SUFFIXES",
     "DICOM_SUFFIXES",
+    "NIFTI_SUFFIXES",
     "IMAGE_SUFFIXES",
     "ImageInfo",
     "BadFileError",
@@ -58,6 +60,7 @@ __all__ = [
     "dataset_root",
     "list_dir",
     "split_of",
+    "name_stem",
     "record_id",
     "image_files",
     "pair_masks",
@@ -70,7 +73,8 @@ logger = logging.getLogger(__name__)
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # TIFF: 16-bit and float radiographs
 DICOM_SUFFIXES = (".dcm",)
-IMAGE_SUFFIXES = PIL_SUFFIXES + DICOM_SUFFIXES
+NIFTI_SUFFIXES = (".nii", ".nii.gz")  # 2-D images and masks, decoded by the loader's reader only
+IMAGE_SUFFIXES = PIL_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES
 
 # Operating-system litter that archives carry along; it is not part of any dataset and is ignored outright.
 _JUNK_NAMES = frozenset({".DS_Store", "__MACOSX", "Thumbs.db", "desktop.ini"})
@@ -178,6 +182,10 @@ def _check_image(path: str | Path, *, verify: bool = True) -> tuple[ImageInfo, n
         info = _check_dicom(path)
         arr, meta = _decode_as_loader(path)
         return _with_loader(info, meta), arr
+    if path.name.lower().endswith(NIFTI_SUFFIXES):
+        arr, meta = _decode_as_loader(path)
+        info = ImageInfo(str(path), (int(arr.shape[1]), int(arr.shape[0])), str(meta["original_mode"]))
+        return _with_loader(info, meta), arr
     try:
         img = Image.open(path)
     except Exception as e:  # UnidentifiedImageError, OSError, SyntaxError, ... depending on the format plugin
@@ -264,7 +272,8 @@ def is_junk(name: str) -> bool:
 
 
 def is_image_file(path: str | Path, suffixes: Collection[str] = IMAGE_SUFFIXES) -> bool:
-    return Path(path).suffix.lower() in suffixes
+    name = Path(path).name.lower()
+    return Path(name).suffix in suffixes or (".nii.gz" in suffixes and name.endswith(".nii.gz"))
 
 
 def not_image_reason(path: str | Path) -> str:
@@ -311,9 +320,17 @@ def split_of(name: str) -> str | None:
     return name.lower() if name.lower() in SPLITS else None
 
 
+def name_stem(path: Path) -> str:
+    """The file name without its suffix, both of ``.nii.gz`` (``a.nii.gz`` -> ``a``, ``a.png`` -> ``a``)."""
+    return path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+
+
 def record_id(path: Path, base: Path) -> str:
-    """The record id: path relative to ``base``, suffix removed, with ``/`` separators."""
-    return path.relative_to(base).with_suffix("").as_posix()
+    """The record id: path relative to ``base``, suffix removed (both of ``.nii.gz``), with ``/`` separators."""
+    rel = path.relative_to(base)
+    return (
+        rel.with_suffix("").with_suffix("") if rel.name.lower().endswith(".nii.gz") else rel.with_suffix("")
+    ).as_posix()
 
 
 def image_files(folder: Path, suffixes: Collection[str] = IMAGE_SUFFIXES) -> tuple[list[Path], list[SkippedItem]]:
@@ -337,14 +354,14 @@ def pair_masks(
     mask_files, skipped = image_files(mask_dir, IMAGE_SUFFIXES) if mask_dir.is_dir() else ([], [])
     by_key: dict[str, Path] = {}
     for m in mask_files:
-        key = m.stem if by_stem else m.name
+        key = name_stem(m) if by_stem else m.name
         if key in by_key:
             raise DatasetError(f"{mask_dir}: {by_key[key].name} and {m.name} are both the {kind} of image {key!r}")
         by_key[key] = m
     masks: dict[Path, Path] = {}
     missing: list[Path] = []
     for img in images:
-        mask = by_key.pop(img.stem if by_stem else img.name, None)
+        mask = by_key.pop(name_stem(img) if by_stem else img.name, None)
         if mask is None:
             missing.append(img)
         else:

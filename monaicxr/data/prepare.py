@@ -80,6 +80,7 @@ def prepare_datalist(
     fingerprint_masks: int | None = 500,
     max_train_items: int | None = None,
     eval_section: str | None = None,
+    mask_values: str = "binary",
 ) -> dict:
     """Index, split and describe a dataset, and return its datalist.
 
@@ -114,6 +115,9 @@ def prepare_datalist(
             ``split_mode`` is: an evaluation of a test set scores all of it, not a random share. The same holds
             for any single source split other than train (a Val-only folder evaluated as ``"test"``); a
             train-only source is split as usual, so that the held-out share of a training folder stays so.
+        mask_values: the mask values the index accepts, ``"binary"`` (0/255 or 0/1), ``"three_level"``
+            (also 0/127/255) or ``"any"`` (binarize later with ``BinarizeMaskd(allow_any=True)``); see
+            :mod:`monaicxr.data.imagecheck`. Only for layouts with masks.
 
     Returns:
         ``{"training": [...], "validation": [...], "test": [...], "classes": [...], "source": str,
@@ -204,6 +208,7 @@ def _prepare(
     synthetic_dir: str | None,
     fingerprint_masks: int | None,
     eval_section: str | None = None,
+    mask_values: str = "binary",
 ) -> dict:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -241,7 +246,8 @@ def _prepare(
                 f"dataset_dir {root} does not exist or is not a folder (cwd {Path.cwd()}); "
                 "check the path: monaicxr does not fall back to synthetic data when a path is given"
             )
-    result: IndexResult = index_dataset(root, layout=layout)
+    options = {} if mask_values == "binary" else {"mask_values": mask_values}  # the default of every indexer
+    result: IndexResult = index_dataset(root, layout=layout, **options)
     if not result.records:
         raise DatasetError(f"{root}: no usable images found ({len(result.skipped)} skipped)")
     for item in result.skipped:

@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -62,13 +63,21 @@ def index_dataset(root: str | Path, layout: str = "auto", **kwargs) -> IndexResu
         kwargs: passed to the indexer, e.g. ``verify=False``, ``subset="lung"``, ``allow_missing_masks=True``.
 
     Raises:
-        DatasetError: unknown layout name (the message lists the valid ones), or bad input found by the indexer.
+        DatasetError: unknown layout name (the message lists the valid ones), an option the layout's indexer does
+            not take (``mask_values`` for a layout without masks), or bad input found by the indexer.
     """
     if layout == "auto":
         layout = detect_layout(root)
     if layout not in INDEXERS:
         raise DatasetError(f"unknown dataset layout {layout!r}; valid layouts are {['auto', *sorted(INDEXERS)]}")
-    return INDEXERS[layout](root, **kwargs)
+    indexer = INDEXERS[layout]
+    taken = inspect.signature(indexer).parameters
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in taken.values())
+    unknown = [] if var_kw else sorted(k for k in kwargs if k not in taken)
+    if unknown:
+        options = sorted(n for n, p in taken.items() if p.kind == p.KEYWORD_ONLY)
+        raise DatasetError(f"{root}: the {layout!r} layout's indexer takes no {unknown}; its options are {options}")
+    return indexer(root, **kwargs)
 
 
 # Layout detection, most specific first (the generic layouts match many folders, so they come last).

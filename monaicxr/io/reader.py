@@ -1,4 +1,5 @@
-"""A MONAI image reader for chest radiographs: PNG / JPEG / BMP / TIFF through PIL and DICOM through pydicom.
+"""A MONAI image reader for chest radiographs: PNG / JPEG / BMP / TIFF through PIL, DICOM through pydicom and
+NIfTI (``.nii``, ``.nii.gz``, a 2-D image or a single-slice volume) through nibabel.
 
 Written by hand because neither MONAI reader covers what a chest X-ray pipeline needs:
 
@@ -51,6 +52,13 @@ The bit depth is never guessed silently; the rule that gave it is in ``bit_depth
   that holds its maximum; logged.
 - ``"explicit"``: ``CXRImageReader(bit_depth=...)`` or ``CXRImageReader(float_range=(lo, hi))``.
 
+NIfTI states no bit depth: an 8-bit integer datatype gives ``"dtype"`` (8 bits), a wider integer datatype the
+``"max value"`` rule (as a 32-bit integer TIFF; logged), a float datatype (or integers with a scale factor,
+``scl_slope`` / ``scl_inter``, which nibabel applies) the float rules above. The array is returned as
+``(H, W)`` = the transpose of the stored ``(i, j)`` = ``(x, y)`` axes, as nibabel writes a ``(W, H)`` array;
+the affine is not applied (pixels as stored, as for EXIF). A volume with more than one slice, frame or
+channel, and an RGB or complex datatype, are refused.
+
 A float image with NaN or infinite values, or whose range is neither ``[0, 1]`` nor an integer range, is a
 :class:`~monaicxr.data.records.DatasetError` naming the file and its range unless ``float_range`` is given.
 
@@ -73,13 +81,23 @@ from monai.utils import MetaKeys, ensure_tuple
 
 from monaicxr.data.records import DatasetError
 
-__all__ = ["CXRImageReader", "read_cxr", "png_significant_bits", "BIT_DEPTH_RULES", "PIL_SUFFIXES", "DICOM_SUFFIXES"]
+__all__ = [
+    "CXRImageReader",
+    "read_cxr",
+    "png_significant_bits",
+    "is_nifti",
+    "BIT_DEPTH_RULES",
+    "PIL_SUFFIXES",
+    "DICOM_SUFFIXES",
+    "NIFTI_SUFFIXES",
+]
 
 logger = logging.getLogger(__name__)
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-_EXPECTED = "a PNG, JPEG, BMP or TIFF image or a DICOM file"
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_EXPECTED = "a PNG, JPEG, BMP or TIFF image, a DICOM file or a 2-D NIfTI image"
 _NONE = "none"  # monai.utils.TraceKeys.NONE, MONAI's stand-in for None in metadata
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 #: the values of the ``bit_depth_rule`` meta entry
@@ -237,6 +255,57 @@ def _read_pil(path: Path, bit_depth: int | None = None, float_range: tuple[float
     return _CXRImage(np.ascontiguousarray(arr, dtype=np.float32), meta)
 
 
+# --------------------------------------------------------------------------------------------------- NIfTI
+
+
+def is_nifti(path: str | os.PathLike) -> bool:
+    """Whether ``path``'s name ends in ``.nii`` or ``.nii.gz`` (any case)."""
+    return Path(path).name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def _read_nifti(path: Path, bit_depth: int | None = None, float_range: tuple[float, float] | None = None) -> _CXRImage:
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        arr = np.asanyarray(img.dataobj)
+    except Exception as e:  # nibabel raises ImageFileError, EOFError, zlib / gzip errors... for a bad file
+        raise DatasetError(f"{path}: cannot be read as NIfTI ({type(e).__name__}: {e}); expected {_EXPECTED}") from e
+    if arr.dtype.fields is not None or np.iscomplexobj(arr) or arr.dtype.kind not in "biuf":
+        raise DatasetError(f"{path}: NIfTI datatype {img.get_data_dtype()} is not supported; expected grey-scale")
+    if arr.ndim < 2 or any(n != 1 for n in arr.shape[2:]):
+        raise DatasetError(
+            f"{path}: NIfTI image has shape {tuple(arr.shape)}; expected a 2-D image or a single-slice volume"
+        )
+    arr = arr.reshape(arr.shape[:2]).T  # stored (x, y) = (W, H)
+    kind = arr.dtype.kind
+    if kind == "f":
+        arr, depth, rule = _float_depth(path, arr, float_range)
+    elif kind == "b" or arr.dtype.itemsize == 1:
+        if kind == "b" or int(arr.min(initial=0)) >= 0:
+            depth, rule = 8, "dtype"
+        else:
+            raise DatasetError(f"{path}: NIfTI int8 image has negative values; expected unsigned grey levels")
+    else:
+        lo, peak = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if (lo < 0 or peak > 65535) and bit_depth is None:
+            raise DatasetError(
+                f"{path}: NIfTI {arr.dtype} image has values in [{lo:g}, {peak:g}], outside [0, 65535]; "
+                "pass bit_depth=... (or float_range for a scaled image) to read it anyway"
+            )
+        depth, rule = _least_depth(peak), "max value"
+        if bit_depth is None:
+            logger.info("%s: NIfTI %s states no bit depth; %d bits from its maximum %g", path, arr.dtype, depth, peak)
+    if bit_depth is not None and kind != "f":
+        depth, rule = int(bit_depth), "explicit"
+    meta = _base_meta(path, *arr.shape)
+    meta.update({"bit_depth": depth, "bit_depth_rule": rule, "original_mode": str(arr.dtype), "format": "NIfTI"})
+    zooms = img.header.get_zooms()[:2]
+    if len(zooms) == 2 and all(math.isfinite(z) and z > 0 for z in zooms):
+        meta["pixel_spacing"] = np.asarray([zooms[1], zooms[0]], dtype=np.float64)  # [row, col] = [y, x]
+    return _CXRImage(np.ascontiguousarray(arr, dtype=np.float32), meta)
+
+
 # --------------------------------------------------------------------------------------------------- DICOM
 
 
@@ -381,7 +450,8 @@ def read_cxr(
     """Read one radiograph as a ``float32`` ``(H, W)`` array and its metadata (see the module docstring).
 
     Args:
-        path: a PNG / JPEG / BMP / TIFF file, or a DICOM file (``.dcm``, ``.dicom``, or no suffix).
+        path: a PNG / JPEG / BMP / TIFF file, a DICOM file (``.dcm``, ``.dicom``, or no suffix) or a NIfTI file
+            (``.nii``, ``.nii.gz``).
         invert_monochrome1: invert MONOCHROME1 DICOM so that bones are bright and lungs dark.
         apply_voi: apply the DICOM VOI LUT or the first Window Center / Width pair.
         bit_depth, float_range: explicit bit depth rules, as in :class:`CXRImageReader`.
@@ -463,7 +533,7 @@ class CXRImageReader(ImageReader):
         for name in ensure_tuple(filename):
             path = Path(name)
             suffix = path.suffix.lower()
-            if suffix in PIL_SUFFIXES or suffix in DICOM_SUFFIXES:
+            if suffix in PIL_SUFFIXES or suffix in DICOM_SUFFIXES or is_nifti(path):
                 continue
             if suffix == "" and _has_dicm_preamble(path):
                 continue
@@ -494,6 +564,8 @@ class CXRImageReader(ImageReader):
         if path.stat().st_size == 0:
             raise DatasetError(f"{path}: file is empty (0 bytes); expected {_EXPECTED}")
         suffix = path.suffix.lower()
+        if is_nifti(path):
+            return _read_nifti(path, self.bit_depth, self.float_range)
         if suffix in DICOM_SUFFIXES or _has_dicm_preamble(path):
             return _read_dicom(path, self.invert_monochrome1, self.apply_voi)
         if suffix in PIL_SUFFIXES:

@@ -40,6 +40,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 __all__ = [
+    "DISABLED_ROUTES",
     "ENV_TOKEN",
     "ENV_TOKEN_FILE",
     "ENV_ALLOW_WRITES",
@@ -81,21 +82,36 @@ _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # (method, path prefix) pairs that change what is stored on the server; refused unless writes are allowed.
-# /infer with save_label is refused in the app's infer (the flag is in the request body).
+# /infer with save_label is refused in the app's infer (the flag is in the request body). PUT / DELETE /model and
+# /session are never served (DISABLED_ROUTES).
 WRITE_ROUTES: tuple[tuple[str, str], ...] = (
     ("PUT", "/datastore"),
     ("DELETE", "/datastore"),
     ("POST", "/train"),
     ("DELETE", "/train"),
-    ("PUT", "/model"),
-    ("DELETE", "/model"),
     ("POST", "/batch"),
     ("DELETE", "/batch"),
     ("POST", "/scoring"),
     ("DELETE", "/scoring"),
-    ("PUT", "/session"),
-    ("DELETE", "/session"),
     ("POST", "/proxy"),
+)
+
+# Upstream write routes that no name check or upload limit covers: never served, writes allowed or not (HTTP 405).
+DISABLED_ROUTES: tuple[tuple[str, str, str], ...] = (
+    (
+        "PUT",
+        "/model",
+        "it replaces the served model's weights file with any uploaded bytes (a checkpoint is a pickle), "
+        "without the upload limits; train with POST /train/<model>, or copy weights into model_dir",
+    ),
+    ("DELETE", "/model", "it renames the served model's weights file away"),
+    (
+        "PUT",
+        "/session",
+        "it stores uploads (archives unpacked with uncompress=true) in the session folder without the upload "
+        "limits; send the image to POST /infer/<model> as the form field 'file' instead",
+    ),
+    ("DELETE", "/session", "sessions cannot be created on this server"),
 )
 
 # query parameters naming an image (or its label, which has the image's id) and a label tag
@@ -310,11 +326,11 @@ class GuardMiddleware:
     """ASGI middleware applying a :class:`ServerPolicy` to every HTTP request before the routes see it.
 
     Without a token, a connection to a non-loopback address of this machine is refused (403), however the server
-    was started. Then, in this order: the ``Host`` header, when the server listens on a loopback address without a token, must
-    name a loopback address (DNS rebinding: a web page whose name resolves to 127.0.0.1); the access token
-    (401 without a valid ``Authorization: Bearer``, compared in constant time); no ``..`` path segment (404);
-    the write routes (403 unless writes are allowed); the query string's image ids (404, the same answer as
-    for an unknown id) and tags (422).
+    was started. Then, in this order: the ``Host`` header, when the server listens on a loopback address without
+    a token, must name a loopback address (DNS rebinding: a web page whose name resolves to 127.0.0.1); the
+    access token (401 without a valid ``Authorization: Bearer``, compared in constant time); no ``..`` path
+    segment (404); the upstream routes of :data:`DISABLED_ROUTES` (405, always); the write routes (403 unless
+    writes are allowed); the query string's image ids (404, the same answer as for an unknown id) and tags (422).
     """
 
     def __init__(self, app, policy: ServerPolicy) -> None:
@@ -360,6 +376,9 @@ class GuardMiddleware:
                 return 401, "missing or wrong access token: send the header 'Authorization: Bearer <token>'"
         if ".." in path.split("/") or "\\" in path or "\x00" in path:
             return 404, "Not Found"
+        for m, p, why in DISABLED_ROUTES:
+            if method == m and (path == p or path.startswith(p + "/")):
+                return 405, f"{method} {p}/ is disabled on the monaicxr MONAI Label server: {why}"
         if not self.policy.allow_writes and any(
             method == m and (path == p or path.startswith(p + "/")) for m, p in WRITE_ROUTES
         ):

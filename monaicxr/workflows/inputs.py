@@ -56,10 +56,15 @@ _ORIENTATION_NAMES = {
 
 # -------------------------------------------------------------------------------------------------- input
 def _is_candidate(path: Path) -> bool:
-    from monaicxr.io.reader import DICOM_SUFFIXES, PIL_SUFFIXES, _has_dicm_preamble
+    from monaicxr.io.reader import DICOM_SUFFIXES, PIL_SUFFIXES, _has_dicm_preamble, is_nifti
 
     suffix = path.suffix.lower()
-    return suffix in PIL_SUFFIXES or suffix in DICOM_SUFFIXES or (suffix == "" and _has_dicm_preamble(path))
+    return (
+        suffix in PIL_SUFFIXES
+        or suffix in DICOM_SUFFIXES
+        or is_nifti(path)
+        or (suffix == "" and _has_dicm_preamble(path))
+    )
 
 
 def _is_predict_output(folder: Path, files: list[str]) -> bool:
@@ -151,7 +156,7 @@ def read_input(path: Path) -> tuple[np.ndarray, dict, list[str]]:
     if min(h, w) < MIN_SIDE:
         raise DatasetError(f"{path}: image of {w}x{h} px is too small to predict (under {MIN_SIDE} px a side)")
     warnings: list[str] = []
-    if meta.get("format") not in ("DICOM", "none"):
+    if meta.get("format") not in ("DICOM", "NIfTI", "none"):
         orientation = _exif_orientation(path)
         if orientation in _ORIENTATION_NAMES:
             array = apply_exif_orientation(array, orientation)

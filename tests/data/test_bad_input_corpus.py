@@ -5,18 +5,26 @@ names the file (or manifest line, or annotation), a reported skip with its reaso
 12-bit ramp in a 16-bit PNG with ``sBIT`` scales to [0, 1] with a maximum of 1.0...). A silently wrong
 outcome fails. The entry points:
 
-- index: :func:`monaicxr.data.registry.index_dataset`, what ``monaicxr index`` runs through
-  :func:`monaicxr.data.prepare.prepare_datalist` (and :func:`compute_fingerprint`'s ``bit_depth_rule``);
+- index: :func:`monaicxr.data.registry.index_dataset` (and :func:`compute_fingerprint`'s ``bit_depth_rule``);
+- prepare: :func:`monaicxr.data.prepare.prepare_datalist`, what ``monaicxr index`` and the bundles' ``train`` /
+  ``evaluate`` run: the datalist and ``fingerprint.json`` (whose ``skipped`` list is the reported skip);
 - load: ``LoadCXRImaged`` + ``ScaleByBitDepthd`` + ``BinarizeMaskd``, as the bundles chain them;
-- predict: :func:`monaicxr.workflows.inputs.read_input`, the per-file boundary of ``monaicxr predict``;
-- checkpoints: :func:`monaicxr.io.load_checkpoint`.
+- predict: :func:`monaicxr.workflows.inputs.read_input`, the per-file boundary, and the whole
+  :func:`monaicxr.workflows.predict.predict` workflow, run once on a folder of every image case with the shipped
+  lung weights (``predictions.csv``: a skipped row with its reason, or a predicted mask of the image's size);
+- MONAI Label: every image case uploaded to ``POST /infer/segmentation_lung`` of one real server (skipped
+  without MONAI Label): 200 and a mask of the image's size, or 415 with the reader's reason;
+- checkpoints: :func:`monaicxr.io.load_checkpoint`, and predict with the checkpoint as a model's weights.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
+import io
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +35,7 @@ from monai.transforms import Compose
 from PIL import Image, PngImagePlugin
 
 from monaicxr.data.fingerprint import compute_fingerprint
+from monaicxr.data.prepare import prepare_datalist
 from monaicxr.data.records import DatasetError
 from monaicxr.data.registry import detect_layout, index_dataset
 from monaicxr.io import CheckpointError, load_checkpoint
@@ -95,6 +104,15 @@ def _dicom(path: Path, pixels: np.ndarray | None, pi: str = "MONOCHROME2", bits:
 
 RAMP12 = np.arange(S * S, dtype=np.uint16).reshape(S, S) * 4  # 0 .. 4092
 RAMP12[-1, -1] = 4095  # full 12-bit range
+
+
+def _nifti(path: Path, arr: np.ndarray, volume: bool = False) -> Path:
+    """``arr`` (H, W, or H, W, slices) as NIfTI, in its (x, y) = (W, H) order; ``volume`` adds one slice axis."""
+    import nibabel as nib
+
+    data = np.swapaxes(arr, 0, 1)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(data[..., None] if volume else data), np.eye(4)), str(path))
+    return path
 
 
 def _mask(path: Path, size: int = S, value: int = 255, dtype=np.uint8, rgb: bool = False, **save) -> Path:
@@ -213,7 +231,20 @@ IMAGE_CASES = {
         lambda p: _dicom(p, RAMP12.ravel()[: S * S // 2]), ".dcm", error="pixel data cannot be decoded"
     ),
     "dicom_text_file": Case(lambda p: p.write_text("DICOM? no\n"), ".dcm", error="not a readable DICOM|no Pixel Data"),
+    "nifti_float_0_1": Case(
+        lambda p: _nifti(p, np.linspace(0, 1, S * S, dtype=np.float32).reshape(S, S)),
+        ".nii.gz",
+        rule="float [0,1]",
+        check=_equals_float01,
+    ),
+    "nifti_12bit_volume": Case(
+        lambda p: _nifti(p, RAMP12.astype(np.int16), volume=True), ".nii", rule="max value", check=_is_12bit_ramp
+    ),
+    "nifti_two_slices": Case(
+        lambda p: _nifti(p, np.zeros((S, S, 2), np.float32)), ".nii.gz", error=r"shape \(32, 32, 2\).*single-slice"
+    ),
 }
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 def _image_case(tmp_path: Path, case_id: str) -> tuple[Case, Path, Path]:
@@ -256,6 +287,14 @@ def _assert_names(err: BaseException, path: Path, pattern: str) -> None:
     assert re.search(pattern, message), message
 
 
+def _prepare(root: Path, run: Path, **kwargs) -> tuple[set[str], dict[str, str], dict]:
+    """prepare_datalist on ``root``: the images of its datalist, fingerprint.json's skips and the fingerprint."""
+    content = prepare_datalist(str(run), dataset_dir=str(root), task="lung", **kwargs)
+    fp = json.loads((run / "fingerprint.json").read_text())
+    items = {i["image"] for section in ("training", "validation", "test") for i in content.get(section) or []}
+    return items, {s["path"]: s["reason"] for s in fp["skipped"]}, fp
+
+
 @pytest.mark.parametrize("case_id", list(IMAGE_CASES))
 def test_image_input(tmp_path, case_id):
     case, image, root = _image_case(tmp_path, case_id)
@@ -274,6 +313,14 @@ def test_image_input(tmp_path, case_id):
         assert str(image) in kept, skipped
         rules = compute_fingerprint(result, progress=False)["bit_depth_rule"]
         assert rules.get(case.rule, 0) >= 1 and sum(rules.values()) == 2, rules
+
+    # prepare: what train / evaluate run; the skip is reported in fingerprint.json
+    items, skips, fp = _prepare(root, tmp_path / "run")
+    assert str(root / "images" / "good.png") in items
+    if case.error is not None:
+        assert str(image) not in items and re.search(case.error, skips[str(image)]), skips
+    else:
+        assert str(image) in items and fp["bit_depth_rule"].get(case.rule, 0) >= 1, (skips, fp["bit_depth_rule"])
 
     # load: the bundles' transform chain
     chain = _chain()
@@ -361,6 +408,8 @@ def test_mask_input(tmp_path, case_id):
     assert str(image) in skipped and str(image) not in kept
     reason = skipped[str(image)]
     assert re.search(error, reason), reason
+    items, skips, _ = _prepare(root, tmp_path / "run")
+    assert str(image) not in items and re.search(error, skips[str(image)]), skips
     if case_id == "mask_other_size":
         return  # the loader pairs no sizes; the index refused the record, which the bundles train on
     err = _load_error(_chain(), {"image": str(image), "lung": str(mask)})
@@ -369,6 +418,7 @@ def test_mask_input(tmp_path, case_id):
         # the explicit option: index with mask_values="any", binarize at half the maximum
         loose = index_dataset(root, mask_values="any")
         assert str(image) in {r.image for r in loose.records}
+        assert str(image) in _prepare(root, tmp_path / "run_any", mask_values="any")[0]
         lung = _chain(allow_any=True)({"image": str(image), "lung": str(mask)})["lung"]
         assert set(torch.unique(lung).tolist()) == {0.0, 1.0}
 
@@ -429,12 +479,15 @@ def test_manifest_input(tmp_path, case_id):
     root = _flat(tmp_path / "flat", rows, files)
     assert detect_layout(root) == "covidqu_flat"
     if error is not None:
-        with pytest.raises(DatasetError, match=error) as err:
-            index_dataset(root)
-        assert "manifest.csv" in str(err.value) or "c.png" in str(err.value)
+        for entry in (lambda: index_dataset(root), lambda: _prepare(root, tmp_path / "run")):
+            with pytest.raises(DatasetError, match=error) as err:
+                entry()
+            assert "manifest.csv" in str(err.value) or "c.png" in str(err.value)
         return
     result = index_dataset(root)
     assert len(result.records) == 3
+    items = _prepare(root, tmp_path / "run")[0]
+    assert items == {str(root / "images" / r[0]) for r in rows}
     splits = {r.source_split for r in result.records}
     assert splits == ({None} if case_id == "manifest_no_splits_at_all" else {"train", "val", "test"})
 
@@ -488,9 +541,10 @@ def test_coco_input(tmp_path, case_id):
     write, error = COCO_CASES[case_id]
     root = write(tmp_path / "coco")
     if error is not None:
-        with pytest.raises(DatasetError, match=error) as err:
-            index_dataset(root)
-        assert "annotations.json" in str(err.value)
+        for entry in (lambda: index_dataset(root), lambda: _prepare(root, tmp_path / "run")):
+            with pytest.raises(DatasetError, match=error) as err:
+                entry()
+            assert "annotations.json" in str(err.value)
         return
     result = index_dataset(root, out_dir=tmp_path / "masks")
     assert result.source == "coco" and len(result.records) == 1
@@ -544,3 +598,177 @@ def test_checkpoint_input(tmp_path, case_id):
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(path, expected={"network": net})
     _assert_names(err.value, path, error)
+
+
+# ------------------------------------------------------------------------- the explicit mask option, end to end
+
+
+def _odd_mask_dataset(root: Path) -> Path:
+    """One good pair and one pair whose lung mask is 16-bit 0/65535 (refused without ``mask_values``)."""
+    _grey(root / "images" / "good.png", _ramp8())
+    _mask(root / "masks" / "good.png")
+    _grey(root / "images" / "wide.png", _ramp8())
+    _mask(root / "masks" / "wide.png", value=65535, dtype=np.uint16)
+    return root
+
+
+def test_mask_values_through_the_cli(tmp_path):
+    from monaicxr.cli.main import main
+
+    root = _odd_mask_dataset(tmp_path / "ds")
+    for option, expected in (([], {"good"}), (["--mask-values", "any"], {"good", "wide"})):
+        out = tmp_path / f"out{len(option)}"
+        assert main(["index", str(root), "--out", str(out), *option]) == 0
+        content = json.loads((out / "datalist.json").read_text())
+        kept = {Path(i["image"]).stem for section in ("training", "validation", "test") for i in content[section]}
+        assert kept == expected
+    assert main(["fingerprint", str(root), "--out", str(tmp_path / "fp.json"), "--mask-values", "any"]) == 0
+    assert json.loads((tmp_path / "fp.json").read_text())["num_skipped"] == 0
+
+
+def test_mask_values_through_the_bundle_config(tmp_path):
+    """``mask_values`` in the unet bundle's train.json reaches prepare_datalist and the mask binarization."""
+    from monai.bundle import ConfigParser
+
+    root = _odd_mask_dataset(tmp_path / "ds")
+    bundle = Path(__file__).resolve().parents[2] / "bundles" / "unet"
+    for value, expected in (("binary", {"good"}), ("any", {"good", "wide"})):
+        parser = ConfigParser()
+        parser.read_config(str(bundle / "configs" / "train.json"))
+        parser.update({"bundle_root": str(bundle), "dataset_dir": str(root), "mask_values": value})
+        parser["output_dir"] = str(tmp_path / f"run_{value}")
+        data = parser.get_parsed_content("data")
+        kept = {Path(i["image"]).stem for section in ("training", "validation", "test") for i in data[section]}
+        assert kept == expected, value
+        binarize = next(
+            t for t in parser.get_parsed_content("train#deterministic_transforms") if isinstance(t, BinarizeMaskd)
+        )
+        assert binarize.inner.allow_any is (value == "any")
+    wide = {"image": str(root / "images" / "wide.png"), "lung": str(root / "masks" / "wide.png")}
+    assert set(torch.unique(_chain(allow_any=True)(wide)["lung"]).tolist()) == {0.0, 1.0}
+
+
+def test_mask_values_on_a_layout_without_masks_is_an_error(tmp_path):
+    for name in ("a.png", "b.png"):
+        _grey(tmp_path / "cf" / "COVID" / name, _ramp8())
+        _grey(tmp_path / "cf" / "Normal" / name, _ramp8())
+    with pytest.raises(DatasetError, match=r"'class_folders' layout's indexer takes no \['mask_values'\]"):
+        prepare_datalist(str(tmp_path / "run"), dataset_dir=str(tmp_path / "cf"), task="none", mask_values="any")
+
+
+# ------------------------------------------------------------------- image cases through the predict workflow
+
+
+@pytest.fixture(scope="module")
+def predicted(tmp_path_factory) -> dict[str, dict]:
+    """``monaicxr predict`` (in process, the shipped lung weights) on one folder of every image case."""
+    from monaicxr.workflows.predict import predict
+
+    folder = tmp_path_factory.mktemp("predict_corpus")
+    (folder / "inputs").mkdir()
+    for case_id, case in IMAGE_CASES.items():
+        case.write(folder / "inputs" / f"{case_id}{case.suffix}")
+    summary = predict(folder / "inputs", folder / "out", models="lung", report=False, progress=False)
+    assert summary["n_found"] == len(IMAGE_CASES), summary
+    with open(summary["predictions_csv"], newline="") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    return {"rows": rows, "summary": summary, "out": folder / "out"}
+
+
+@pytest.mark.parametrize("case_id", list(IMAGE_CASES))
+def test_image_input_through_predict(predicted, case_id):
+    case = IMAGE_CASES[case_id]
+    row = predicted["rows"][f"{case_id}{case.suffix}"]
+    refusal = case.error or case.predict_error
+    if refusal is not None:
+        assert row["status"] == "skipped" and re.search(refusal, row["reason"]), row
+        assert {"file": row["file"], "reason": row["reason"]} in predicted["summary"]["skipped"]
+        return
+    assert row["status"] == "predicted", row
+    assert (int(row["width"]), int(row["height"])) == (S, S)
+    mask = np.asarray(Image.open(predicted["out"] / row["lung_mask"]))
+    assert mask.shape == (S, S) and set(np.unique(mask).tolist()) <= {0, 255}
+    assert 0.0 <= float(row["lung_area_fraction"]) <= 1.0
+
+
+# (writer of the weights file, regex of the error); the weights replace the lung model's models/model.pt
+PREDICT_CHECKPOINTS = {
+    "checkpoint_truncated": CHECKPOINT_CASES["checkpoint_truncated"][0],
+    "checkpoint_text": CHECKPOINT_CASES["checkpoint_text"][0],
+    "checkpoint_another_network": lambda p: torch.save({"model": _net().state_dict()}, p),
+    "checkpoint_wrong_key": lambda p: torch.save({"network": _net().state_dict()}, p),
+}
+
+
+@pytest.mark.parametrize("case_id", list(PREDICT_CHECKPOINTS))
+def test_checkpoint_input_through_predict(tmp_path, case_id):
+    from monaicxr.workflows.predict import ModelSpec, predict
+
+    weights = tmp_path / f"{case_id}.pt"
+    PREDICT_CHECKPOINTS[case_id](weights)
+    _grey(tmp_path / "in" / "a.png", _ramp8())
+    spec = ModelSpec(role="lung", bundle="bundles/unet", weights=str(weights))
+    pattern = {
+        "checkpoint_truncated": "truncated|corrupt",
+        "checkpoint_text": "not a checkpoint",
+        "checkpoint_another_network": "another network",
+        "checkpoint_wrong_key": r"another network.*unknown \(e.g. \['network'\]\)",  # read as a bare state_dict
+    }[case_id]
+    with pytest.raises(CheckpointError) as err:
+        predict(tmp_path / "in", tmp_path / "out", models=[spec], report=False, progress=False)
+    _assert_names(err.value, weights, pattern)
+    assert not (tmp_path / "out").exists(), "predict must fail before it writes anything"
+
+
+# -------------------------------------------------------------------- image cases through MONAI Label's /infer
+
+
+def _label_helpers():
+    """tests/label/label_server.py, loaded by path (the test folders are not packages)."""
+    path = Path(__file__).resolve().parents[1] / "label" / "label_server.py"
+    spec = importlib.util.spec_from_file_location("label_server", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def label_server(tmp_path_factory):
+    """One read-only MONAI Label server (no token, loopback, default limits) on a folder of one good image."""
+    pytest.importorskip("monailabel", reason="MONAI Label is not installed; see docs/monailabel.md")
+    helpers = _label_helpers()
+
+    root = tmp_path_factory.mktemp("label_corpus")
+    (root / "studies").mkdir()
+    _grey(root / "studies" / "good.png", _ramp8())
+    server = helpers.Server("corpus", root, [], {}, None)
+    try:
+        server.wait_ready(time.monotonic() + helpers.STARTUP_S)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.label
+@pytest.mark.parametrize("case_id", list(IMAGE_CASES))
+def test_image_input_through_label_infer(tmp_path, label_server, case_id):
+    case = IMAGE_CASES[case_id]
+    path = tmp_path / f"{case_id}{case.suffix}"
+    case.write(path)
+    name = path.name
+    r = label_server.request(
+        "POST", "/infer/segmentation_lung?output=image", files={"file": (name, path.read_bytes())}, timeout=120
+    )
+    if case.suffix in NIFTI_SUFFIXES:  # the server takes the suffixes its datastore lists; NIfTI is not one
+        assert r.status_code == 415 and "expected a file name ending in one of" in r.json()["detail"], r.text[:300]
+    elif case.error is not None:
+        assert r.status_code == 415, (r.status_code, r.text[:300])
+        detail = r.json()["detail"]
+        assert "the uploaded file" in detail and re.search(case.error, detail), detail
+        assert str(label_server.tmp) not in detail
+    else:
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        side = 1 if case_id == "one_by_one_png" else S
+        mask = np.asarray(Image.open(io.BytesIO(r.content)))
+        assert mask.shape == (side, side), mask.shape
+    assert label_server.temp_files(expected=[]) == []

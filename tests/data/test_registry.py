@@ -96,7 +96,7 @@ def test_kwargs_reach_the_indexer(tmp_path):
     make_covidqu(tmp_path, per_class=1)
     result = index_dataset(tmp_path, layout="covidqu", subset="lung", verify=False)
     assert {r.source_split for r in result.records} == {"train", "val", "test"}
-    with pytest.raises(TypeError):
+    with pytest.raises(DatasetError, match=r"'kermany' layout's indexer takes no \['subset'\]; its options are \['verify'\]"):
         index_dataset(tmp_path, layout="kermany", subset="lung")
 
 

@@ -13,19 +13,16 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from label_server import STARTUP_S, Server, free_port, phantom, png, png_bomb
 from PIL import Image
 
 pytest.importorskip(
@@ -38,7 +35,6 @@ psutil = pytest.importorskip("psutil")
 
 pytestmark = pytest.mark.label
 
-STARTUP_S = 240
 CONCURRENT_REQUESTS = int(os.environ.get("MONAICXR_TEST_CONCURRENT_REQUESTS", "200"))
 WORKERS = 8
 TOKEN = "test-token-0123456789abcdef"
@@ -47,105 +43,16 @@ MAX_PIXELS = 16_000_000
 IMAGES = ("img0", "img1", "img2")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _phantom(size: int) -> np.ndarray:
-    """A smooth radiograph-like picture (two dark lungs in a bright body): small as PNG at any size."""
-    y, x = np.mgrid[0:size, 0:size] / size
-    lungs = np.exp(-(((x - 0.32) / 0.12) ** 2 + ((y - 0.5) / 0.25) ** 2))
-    lungs += np.exp(-(((x - 0.68) / 0.12) ** 2 + ((y - 0.5) / 0.25) ** 2))
-    return (200 - 150 * np.clip(lungs, 0, 1)).astype(np.uint8)
-
-
-def _png_bomb(side: int) -> bytes:
-    """A valid grayscale PNG of side x side zero pixels: about 100 kB for 10000 x 10000, 100 MB decoded."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    raw = zlib.compressobj(9)
-    row = b"\x00" * (side + 1)
-    data = b"".join(raw.compress(row) for _ in range(side)) + raw.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
-
-
-class Server:
-    def __init__(self, name: str, root: Path, args: list[str], env: dict[str, str], token: str | None) -> None:
-        self.name, self.root, self.token = name, root, token
-        self.tmp = root / f"tmp_{name}"
-        self.tmp.mkdir()
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = root / f"{name}.log"
-        cmd = [sys.executable, "-m", "monaicxr.label", str(root / "studies"), "--port", str(self.port)]
-        cmd += ["--conf", "model_dir", str(root / f"models_{name}"), "--log-level", "warning", *args]
-        env = {**os.environ, **env, "TMPDIR": str(self.tmp), "MONAI_LABEL_SESSION_PATH": str(root / f"s_{name}")}
-        env.pop("MONAICXR_LABEL_TOKEN", None)
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-    def headers(self, token: str | None = "default") -> dict[str, str]:
-        token = self.token if token == "default" else token
-        return {"Authorization": f"Bearer {token}"} if token else {}
-
-    def request(self, method: str, path: str, token: str | None = "default", timeout: float = 120, **kw):
-        return requests.request(method, self.url + path, headers=self.headers(token), timeout=timeout, **kw)
-
-    def temp_files(self, expected: list[str] | None = None) -> list[str]:
-        """The server's temporary folder; with ``expected``, wait up to 5 s for it (result files are removed in a
-        background task after the answer)."""
-        deadline = time.monotonic() + 5
-        while expected is not None and sorted(os.listdir(self.tmp)) != expected and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return sorted(os.listdir(self.tmp))
-
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-
-    def wait_ready(self, deadline: float) -> None:
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"{self.name} server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if self.request("GET", "/info/", timeout=5).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{self.name} server not ready after {STARTUP_S} s:\n{self.log_tail()}")
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hardening")
     studies = root / "studies"
     studies.mkdir()
     for i, name in enumerate(IMAGES):
-        (studies / f"{name}.png").write_bytes(_png(np.roll(_phantom(64), i, axis=1)))
+        (studies / f"{name}.png").write_bytes(png(np.roll(phantom(64), i, axis=1)))
     outside = root / "outside"
     outside.mkdir()
-    (outside / "secret.png").write_bytes(_png(_phantom(64)))
+    (outside / "secret.png").write_bytes(png(phantom(64)))
     return root
 
 
@@ -203,17 +110,16 @@ def test_token_is_required_on_every_route_when_set(writable):
 def test_a_read_only_server_refuses_every_write(read_only):
     studies = read_only.root / "studies"
     before = _tree(studies)
-    png = _png(_phantom(64))
+    picture = png(phantom(64))
     cases = [
-        ("PUT", "/datastore/?image=new", {"files": {"file": ("new.png", png)}}),
-        ("PUT", "/datastore/image?image=new", {"files": {"file": ("new.png", png)}}),
-        ("PUT", "/datastore/label?image=img0&tag=final", {"files": {"label": ("img0.png", png)}}),
+        ("PUT", "/datastore/?image=new", {"files": {"file": ("new.png", picture)}}),
+        ("PUT", "/datastore/image?image=new", {"files": {"file": ("new.png", picture)}}),
+        ("PUT", "/datastore/label?image=img0&tag=final", {"files": {"label": ("img0.png", picture)}}),
         ("DELETE", "/datastore/?id=img0", {}),
         ("DELETE", "/datastore/image?id=img0", {}),
         ("DELETE", "/datastore/label?id=img0&tag=final", {}),
         ("PUT", "/datastore/image/info?image=img0", {"data": {"info": "{}"}}),
         ("POST", "/train/segmentation_lung", {"json": {"max_epochs": 1}}),
-        ("PUT", "/model/segmentation_lung", {"files": {"file": ("model.pt", b"x")}}),
         ("POST", "/batch/infer/segmentation_lung", {"json": {}}),
         ("POST", "/infer/segmentation_lung?image=img0", {"data": {"params": json.dumps({"save_label": True})}}),
     ]
@@ -232,15 +138,15 @@ def test_names_never_reach_outside_the_studies_folder(writable, root):
     outside = root / "outside"
     secret = outside / "secret.png"
     before_outside, before_root = _tree(outside), sorted(os.listdir(root))
-    png = _png(_phantom(64))
+    picture = png(phantom(64))
     with_params = lambda p: {"data": {"params": json.dumps(p)}}  # noqa: E731
     cases = [
-        ("PUT", "/datastore/?image=../outside/x", {"files": {"file": ("x.png", png)}}, 422),
-        ("PUT", "/datastore/image?image=/tmp/x", {"files": {"file": ("x.png", png)}}, 422),
-        ("PUT", "/datastore/image?image=..", {"files": {"file": ("x.png", png)}}, 422),
-        ("PUT", "/datastore/label?image=img0&tag=../../outside", {"files": {"label": ("img0.png", png)}}, 422),
-        ("PUT", "/datastore/label?image=img0&tag=..", {"files": {"label": ("img0.png", png)}}, 422),
-        ("PUT", "/datastore/label?image=../outside/secret&tag=final", {"files": {"label": ("s.png", png)}}, 404),
+        ("PUT", "/datastore/?image=../outside/x", {"files": {"file": ("x.png", picture)}}, 422),
+        ("PUT", "/datastore/image?image=/tmp/x", {"files": {"file": ("x.png", picture)}}, 422),
+        ("PUT", "/datastore/image?image=..", {"files": {"file": ("x.png", picture)}}, 422),
+        ("PUT", "/datastore/label?image=img0&tag=../../outside", {"files": {"label": ("img0.png", picture)}}, 422),
+        ("PUT", "/datastore/label?image=img0&tag=..", {"files": {"label": ("img0.png", picture)}}, 422),
+        ("PUT", "/datastore/label?image=../outside/secret&tag=final", {"files": {"label": ("s.png", picture)}}, 404),
         ("POST", "/infer/segmentation_lung?image=img0", with_params({"save_label": True, "label_tag": "../x"}), 422),
         ("POST", "/infer/segmentation_lung?image=img0&label_tag=../../outside", {}, 422),
         ("POST", "/infer/segmentation_lung", with_params({"image": str(secret), "save_label": True}), 404),
@@ -267,21 +173,63 @@ def test_names_never_reach_outside_the_studies_folder(writable, root):
     r = writable.request("POST", "/infer/segmentation_lung?image=img1", **with_params({"save_label": True}))
     assert r.status_code == 200, r.text[:300]
     assert (root / "studies" / "labels" / "original" / "img1.png").is_file()
-    r = writable.request("PUT", "/datastore/label?image=img1&tag=final", files={"label": ("m.png", png)})
+    r = writable.request("PUT", "/datastore/label?image=img1&tag=final", files={"label": ("m.png", picture)})
     assert r.status_code == 200, r.text[:300]
     assert (root / "studies" / "labels" / "final" / "img1.png").is_file()
+
+
+def test_upstream_model_and_session_writes_are_disabled(servers, root):
+    """PUT / DELETE /model and /session (upstream routes without name checks or upload limits) answer 405 even
+    with --allow-writes and the token; the other writes of a writes-allowed server keep the guard's rules."""
+    weights = sorted(p.stat().st_mtime_ns for p in Path(__file__).resolve().parents[2].glob("bundles/*/models/*.pt"))
+    cases = [
+        ("PUT", "/model/segmentation_lung", {"files": {"file": ("model.pt", b"x" * 1000)}}),
+        ("PUT", "/model/no_such_model", {"files": {"file": ("model.pt", b"x")}}),
+        ("DELETE", "/model/segmentation_lung", {}),
+        ("PUT", "/session/", {"files": {"files": ("s.png", png(phantom(64)))}}),
+        ("PUT", "/session/?uncompress=true", {"files": {"files": ("s.zip", b"PK\x03\x04")}}),
+        ("DELETE", "/session/abc", {}),
+    ]
+    for server in servers.values():
+        before = server.temp_files()
+        for method, path, kw in cases:
+            r = server.request(method, path, **kw)
+            assert r.status_code == 405, (server.name, method, path, r.status_code, r.text[:300])
+            assert "disabled" in r.json()["detail"], r.text[:300]
+        assert server.temp_files(expected=before) == before
+        assert not (root / f"models_{server.name}").exists() or not any((root / f"models_{server.name}").rglob("*.pt"))
+    assert (
+        sorted(p.stat().st_mtime_ns for p in Path(__file__).resolve().parents[2].glob("bundles/*/models/*.pt"))
+        == weights
+    )
+    writable = servers["writable"]
+    # without the token: 401 before anything else
+    assert (
+        writable.request("PUT", "/model/segmentation_lung", token=None, files={"file": ("m.pt", b"x")}).status_code
+        == 401
+    )
+    # the info updates that stay open with --allow-writes: token, names and the datastore's ids apply
+    info = {"data": {"info": json.dumps({"note": "checked"})}}
+    assert writable.request("PUT", "/datastore/image/info?image=img2", token=None, **info).status_code == 401
+    assert writable.request("PUT", "/datastore/image/info?image=../outside/secret", **info).status_code == 404
+    assert writable.request("PUT", "/datastore/image/info?image=no_such", **info).status_code == 404
+    assert writable.request("PUT", "/datastore/label/info?label=img2&tag=../x", **info).status_code == 422
+    r = writable.request("PUT", "/datastore/image/info?image=img2", **info)
+    assert r.status_code == 200, r.text[:300]
+    assert writable.request("GET", "/datastore/image/info?image=img2").json().get("note") == "checked"
+    assert sorted(os.listdir(root / "outside")) == ["secret.png"]
 
 
 def test_failed_uploads_leave_no_temporary_file(writable):
     before = writable.temp_files()
     big = np.random.default_rng(0).integers(0, 255, (MAX_UPLOAD_MB + 1) * 2**20, dtype=np.uint8).tobytes()
-    bomb = _png_bomb(10_000)
+    bomb = png_bomb(10_000)
     cases = [
         ("POST", "/infer/segmentation_lung", {"files": {"file": ("notes.txt", b"not an image")}}, 415),
         ("POST", "/infer/segmentation_lung", {"files": {"file": ("fake.png", b"\x89PNG but not really")}}, 415),
         ("POST", "/infer/segmentation_lung", {"files": {"file": ("bomb.png", bomb)}}, 413),
         ("POST", "/infer/segmentation_lung", {"files": {"file": ("big.png", big)}}, 413),
-        ("POST", "/infer/no_such_model", {"files": {"file": ("ok.png", _png(_phantom(64)))}}, 404),
+        ("POST", "/infer/no_such_model", {"files": {"file": ("ok.png", png(phantom(64)))}}, 404),
         ("POST", "/infer/segmentation_lung", {"files": {"file": ("ok.png", b"x")}, "data": {"params": "{no"}}, 422),
         ("PUT", "/datastore/label?image=img0&tag=final", {"files": {"label": ("bomb.png", bomb)}}, 413),
         ("PUT", "/datastore/label?image=no_such&tag=final", {"files": {"label": ("m.png", b"x")}}, 404),
@@ -294,9 +242,7 @@ def test_failed_uploads_leave_no_temporary_file(writable):
         assert r.status_code == status, (method, path, r.status_code, r.text[:300])
         assert "/tmp" not in r.text and str(writable.tmp) not in r.text, r.text[:300]
     assert time.monotonic() - started < 30, "the refused uploads must be refused early, not decoded"
-    ok = writable.request(
-        "POST", "/infer/segmentation_lung?output=image", files={"file": ("ok.png", _png(_phantom(64)))}
-    )
+    ok = writable.request("POST", "/infer/segmentation_lung?output=image", files={"file": ("ok.png", png(phantom(64)))})
     assert ok.status_code == 200, ok.text[:300]
     assert (writable.root / "outside").is_dir() and not (writable.root / "studies" / "bomb.png").exists()
     assert writable.temp_files(expected=before) == before
@@ -315,14 +261,14 @@ def test_non_loopback_host_without_token_is_refused_at_start(root, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("abc\n")
     for extra, word in ((["--host", "0.0.0.0"], "access token"), (["--host", "::", "--token-file", str(short)], "16")):
-        cmd = [sys.executable, "-m", "monaicxr.label", str(root / "studies"), "--port", str(_free_port()), *extra]
+        cmd = [sys.executable, "-m", "monaicxr.label", str(root / "studies"), "--port", str(free_port()), *extra]
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode != 0 and word in r.stderr, (extra, r.returncode, r.stderr[-500:])
 
 
 def test_many_concurrent_requests_succeed_without_memory_growth(writable):
     process = psutil.Process(writable.proc.pid)
-    tiny = _png(_phantom(64))
+    tiny = png(phantom(64))
 
     def one(i: int) -> str:
         if i % 2:
@@ -345,7 +291,7 @@ def test_many_concurrent_requests_succeed_without_memory_growth(writable):
 
 
 def test_info_answers_within_a_second_while_a_large_inference_runs(writable):
-    large = _png(_phantom(3800))  # 14.4 MP, under the pixel limit
+    large = png(phantom(3800))  # 14.4 MP, under the pixel limit
     result = {}
 
     def run() -> None:
