@@ -12,6 +12,7 @@ from .checkpoints import (
     latest_checkpoint,
 )
 from .classification import ClassificationReportHandler
+from .infection import InfectionSummary
 from .overlay import OverlaySaver
 from .rows import RowsCSVWriter
 from .summary import EvaluationSummary, RunSummary
@@ -23,6 +24,7 @@ __all__ = [
     "CheckedCheckpointLoader",
     "ClassificationReportHandler",
     "EvaluationSummary",
+    "InfectionSummary",
     "NonFiniteGuard",
     "OverlaySaver",
     "ResumeCheckpointLoader",
