@@ -238,6 +238,9 @@ def insert_after_loading(transforms: Sequence, extra: Sequence, key: str = "imag
     raise ValueError(f"no LoadImaged loads {key!r} in the transforms {names}; cannot insert {len(extra)} after it")
 
 
+#: meta entry of the cropped image: the box in film pixels, ``[row0, col0, row1, col1]`` (end exclusive); the
+#: whole film's box where nothing was cropped. ``monaicxr predict`` puts the Grad-CAM back into it.
+BOX_KEY = "lung_box"
 #: how a classifier sees the film: ``full`` (the whole film), ``crop`` (the lungs' bounding box),
 #: ``mask`` (the whole film, zero outside the lungs), ``crop_mask`` (both)
 LUNG_INPUTS = ("full", "crop", "mask", "crop_mask")
@@ -322,6 +325,9 @@ class LungInputd(MapTransform):
                     box = tuple(slice(s, e) for s, e in zip(start, end))
                     img = img[(slice(None), *box)]
                     keep = keep[(slice(None), *box)]
+                    img.meta[BOX_KEY] = [int(v) for v in (*start, *end)]
+            if BOX_KEY not in img.meta:
+                img.meta[BOX_KEY] = [0] * (img.ndim - 1) + [int(v) for v in img.shape[1:]]
             d[key] = self._resize_image(img)
             d[self.lung_key] = self._resize_mask(keep.to(torch.float32))
         return d

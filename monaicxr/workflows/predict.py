@@ -30,9 +30,10 @@ the lungs of the lung model. Per-lung infected fractions come from
 one whose centroid lies further left in the image being the patient's right lung; a single component is
 assigned by the image half holding its centroid. Grades are :func:`~monaicxr.metrics.severity.severity_grade`.
 
-The classifier's probabilities use a stored temperature when the bundle has ``models/temperature.json``
-(``{"temperature": T}``, as fitted by :func:`monaicxr.metrics.classification.fit_temperature`); otherwise the
-``calibration`` column says ``uncalibrated``. Grad-CAM's target layer is :data:`GRADCAM_LAYERS` for the
+The classifier's probabilities use the temperature of its weights card (``models/model.json`` beside
+``models/model.pt``, fitted on Val by ``monaicxr calibrate``: :mod:`monaicxr.io.weights_card`); otherwise the
+``calibration`` column says ``uncalibrated``. A lung-cropped classifier (``efficientnet_lite0``) predicts its
+own lungs inside its preprocessing, and its Grad-CAM is put back into the lung box it saw. Grad-CAM's target layer is :data:`GRADCAM_LAYERS` for the
 networks named there and the last ``Conv2d`` otherwise.
 
 Input checks (:mod:`monaicxr.workflows.inputs`): a file that cannot be read (truncated, not an image, CMYK,
@@ -65,6 +66,7 @@ import numpy as np
 import torch
 
 from monaicxr.data.records import DatasetError
+from monaicxr.io.weights_card import card_path, card_temperature, check_input
 from monaicxr.workflows.inputs import GENERATOR, apply_exif_orientation, find_inputs, input_warnings, read_input
 from monaicxr.workflows.ood import frontal_cxr_check
 
@@ -87,7 +89,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ROLES = ("lung", "infection", "classifier")
-TEMPERATURE_FILE = "models/temperature.json"
 #: network class name -> the module Grad-CAM hooks (its output feature map); others: the last Conv2d
 GRADCAM_LAYERS = {"SimpleCNN": "features.2", "DenseNet121": "class_layers.relu"}
 #: the fixed leading columns; ``p_<class>`` columns follow ``reason`` when a classifier runs
@@ -254,12 +255,11 @@ def load_model(spec: ModelSpec) -> LoadedModel | str:
         names = parser.get("_meta_", {}).get("class_names") or parser.get_parsed_content("class_names")
         model.class_names = [str(n) for n in names]
         model.activation = str(parser.get_parsed_content("activation")) if "activation" in parser else "softmax"
-        t_file = root / TEMPERATURE_FILE
-        if t_file.is_file():
-            t = float(json.loads(t_file.read_text())["temperature"])
-            if not t > 0:
-                raise ValueError(f"{t_file}: temperature must be > 0, got {t}")
-            model.temperature, model.calibration = t, f"temperature {t:.4g} ({TEMPERATURE_FILE})"
+        if "input_card" in parser:  # lung-cropped weights refuse a config with other input settings
+            check_input(weights, **parser.get_parsed_content("input_card"))
+        t = card_temperature(weights)
+        if t is not None:
+            model.temperature, model.calibration = t, f"temperature {t:.4g} ({card_path(weights).name})"
         model.gradcam_layer = _gradcam_layer(network)
         model.gradcam = GradCAM(nn_module=network, target_layers=model.gradcam_layer)
     else:
@@ -310,7 +310,14 @@ def _classify(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.nda
     """``(probabilities (C,), Grad-CAM in [0, 1] at the image's size)``."""
     from monai.transforms import Resize
 
-    x = _network_input(model, array, meta)
+    from monai.data import MetaTensor
+
+    from monaicxr.transforms.masking import BOX_KEY
+
+    image = MetaTensor(torch.as_tensor(array[None], dtype=torch.float32), meta=dict(meta))
+    ready = model.preprocessing({"image": image})["image"]
+    box = (getattr(ready, "meta", None) or {}).get(BOX_KEY)  # a lung-cropped classifier saw only this box
+    x = torch.as_tensor(ready).float()[None]
     with torch.no_grad():
         logits = model.network(x)[0].float()
     if model.temperature:
@@ -324,7 +331,12 @@ def _classify(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.nda
         probs = torch.softmax(logits, dim=0)
     class_idx = int(probs.argmax()) if logits.numel() > 1 else 0
     cam = model.gradcam(x, class_idx=class_idx).detach()[0]  # (1, h, w), normalised to [0, 1]
-    cam = torch.as_tensor(Resize(spatial_size=array.shape, mode="bilinear")(cam))[0].numpy()
+    if box is None:
+        cam = torch.as_tensor(Resize(spatial_size=array.shape, mode="bilinear")(cam))[0].numpy()
+    else:
+        (r0, c0, r1, c1), full = (int(v) for v in box), np.zeros(array.shape, dtype=np.float32)
+        full[r0:r1, c0:c1] = torch.as_tensor(Resize(spatial_size=(r1 - r0, c1 - c0), mode="bilinear")(cam))[0].numpy()
+        cam = full
     return probs.numpy(), np.nan_to_num(cam.clip(0, 1))
 
 

@@ -128,7 +128,7 @@ def test_csv_columns_and_rows(run):
         probs = [float(r[f"p_{c}"]) for c in CLASSES]
         assert sum(probs) == pytest.approx(1.0, abs=1e-3)
         assert r["predicted_class"] == CLASSES[int(np.argmax(probs))]
-        assert r["calibration"] == "uncalibrated"  # simple_cnn ships no models/temperature.json
+        assert r["calibration"] == "uncalibrated"  # simple_cnn ships no weights card with a temperature
         assert 0.0 <= float(r["lung_area_fraction"]) <= 1.0
         for key in ("lung_mask", "overlay", "gradcam"):
             assert (out / r[key]).is_file(), (name, key)
@@ -288,10 +288,11 @@ def test_stored_temperature_and_output_inside_input(tmp_path):
         return [float(row[f"p_{c}"]) for c in CLASSES], row["calibration"]
 
     plain = predict(root, root / "out_plain", models=[ModelSpec("classifier", str(cnn))], progress=False)
-    (cnn / "models/temperature.json").write_text(json.dumps({"temperature": 4.0}))
+    card = {"weights": "model.pt", "sha256": None, "temperature": {"value": 4.0, "fitted_on": "validation"}}
+    (cnn / "models/model.json").write_text(json.dumps(card))
     hot = predict(root, root / "out_hot", models=[ModelSpec("classifier", str(cnn))], progress=False)
     assert plain["n_found"] == hot["n_found"] == 1  # out_plain, inside the input folder, is not read as input
     (p_plain, cal_plain), (p_hot, cal_hot) = probs(root / "out_plain"), probs(root / "out_hot")
-    assert cal_plain == "uncalibrated" and cal_hot == "temperature 4 (models/temperature.json)"
+    assert cal_plain == "uncalibrated" and cal_hot == "temperature 4 (model.json)"
     assert max(p_hot) < max(p_plain) and int(np.argmax(p_hot)) == int(np.argmax(p_plain))  # softer, same class
     assert hot["models"]["classifier"]["calibration"] == cal_hot
