@@ -34,6 +34,7 @@ from monaicxr.cli.bundle import add_commands as add_bundle_commands
 from monaicxr.cli.predict import add_commands as add_predict_commands
 from monaicxr.cli.segment_classify import add_commands as add_segment_classify_commands
 from monaicxr.cli.summarize import add_commands as add_summarize_commands
+from monaicxr.cli.summarize import add_gate_command
 from monaicxr.cli.weights import add_commands as add_weights_commands
 from monaicxr.data.records import DatasetError
 from monaicxr.data.registry import INDEXERS, detect_layout, index_dataset
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_commands(sub, common)
     add_segment_classify_commands(sub, common)  # predict-lungs, compare-masking
     add_summarize_commands(sub, common)
+    add_gate_command(sub, common)
     add_weights_commands(sub, common)
     return parser
 

@@ -110,3 +110,44 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--digits", type=int, default=4, help="decimals (default 4)")
     p.set_defaults(func=_cmd_summarize)
+
+
+def _cmd_infection_gate(args: argparse.Namespace) -> int:
+    from monaicxr.handlers.infection import gate_rows, read_rows, summarize_infection_rows
+
+    rows = read_rows(args.rows_csv)
+    column = f"p_{args.infected_class}"
+    with open(args.classifier_predictions, newline="") as f:
+        preds = list(csv.DictReader(f))
+    if not preds or column not in preds[0]:
+        raise ValueError(f"{args.classifier_predictions}: no column {column!r} (an evaluate run's predictions.csv)")
+    gate = {r["image"]: float(r[column]) for r in preds}
+    table = []
+    for t in args.thresholds:
+        s = summarize_infection_rows(gate_rows(rows, gate, t), eval_section=args.section)
+        table.append({"threshold": t, **{k: v for k, v in s.items() if not isinstance(v, dict)}})
+    text = json.dumps(table, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def add_gate_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register ``infection-gate`` on the ``monaicxr`` parser."""
+    p = sub.add_parser(
+        "infection-gate",
+        parents=[common],
+        help="re-score an infection evaluation with an image-level classifier gate",
+        description="Empty the predicted infection of every film whose classifier probability of INFECTED_CLASS is "
+        "below each threshold, and print the infection summary (Dice over infected films, false-positive share "
+        "on clean films, severity agreement) per threshold. ROWS_CSV: infection_summary_per_image.csv of an "
+        "evaluate run; CLASSIFIER_PREDICTIONS: predictions.csv of a classifier evaluate run on the same section.",
+    )
+    p.add_argument("rows_csv", metavar="ROWS_CSV")
+    p.add_argument("classifier_predictions", metavar="CLASSIFIER_PREDICTIONS")
+    p.add_argument("--infected_class", default="COVID-19")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.0, 0.3, 0.5, 0.7])
+    p.add_argument("--section", default="validation", help="the section both runs evaluated (named in the output)")
+    p.add_argument("--out", default=None, help="also write the table to this JSON file")
+    p.set_defaults(func=_cmd_infection_gate)

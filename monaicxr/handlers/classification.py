@@ -169,6 +169,8 @@ class ClassificationReportHandler:
             r["macro_avg"]["f1"],
             "n/a" if r["macro_avg"]["roc_auc"] is None else f"{r['macro_avg']['roc_auc']:.4f}",
             r["ece"],
-            "" if self.temperature is None else f" (temperature {self.temperature:.4g}; uncalibrated {r['ece_uncalibrated']:.4f})",
+            ""
+            if self.temperature is None
+            else f" (temperature {self.temperature:.4g}; uncalibrated {r['ece_uncalibrated']:.4f})",
             self.output_dir,
         )

@@ -26,11 +26,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 from ignite.engine import Events
 from monai.utils import convert_to_tensor
 
-__all__ = ["InfectionSummary"]
+__all__ = ["InfectionSummary", "summarize_infection_rows", "write_rows", "read_rows", "gate_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +47,7 @@ class InfectionSummary:
         lung_keys: ``(pred_lung, label_lung)`` keys for the pooled 3-level IoU, or ``None``.
         severity_keys: ``(predicted, reference)`` keys of severity rows, or ``None``.
         eval_section: named in the file and the log.
+        image_key: whose ``filename_or_obj`` names the image in ``<output stem>_per_image.csv``.
     """
 
     def __init__(
@@ -58,7 +58,9 @@ class InfectionSummary:
         lung_keys: tuple[str, str] | None = None,
         severity_keys: tuple[str, str] | None = None,
         eval_section: str = "validation",
+        image_key: str = "image",
     ) -> None:
+        self.image_key = image_key
         self.output_path = Path(output_path)
         self.pred_key, self.label_key = pred_key, label_key
         self.lung_keys = tuple(lung_keys) if lung_keys else None
@@ -81,10 +83,14 @@ class InfectionSummary:
         for item in output if isinstance(output, list) else [output]:
             pred, ref = _binary(item[self.pred_key]), _binary(item[self.label_key])
             inter, p, r = int((pred & ref).sum()), int(pred.sum()), int(ref.sum())
-            row = {"class_name": item.get("class_name"), "inter": inter, "pred": p, "ref": r}
+            image = item.get(self.image_key)
+            meta = getattr(image, "meta", None) or {}
+            row = {"image": str(meta.get("filename_or_obj", f"sample_{len(self.rows)}")),
+                   "class_name": item.get("class_name"), "inter": inter, "pred": p, "ref": r}  # fmt: skip
             if self.severity_keys:
                 sp, sr = (item.get(k) or {} for k in self.severity_keys)
-                row["grades"] = [(sp.get(f"{s}_grade"), sr.get(f"{s}_grade")) for s in ("total", "right", "left")]
+                for side in ("total", "right", "left"):
+                    row[f"{side}_grade"], row[f"ref_{side}_grade"] = sp.get(f"{side}_grade"), sr.get(f"{side}_grade")
             if self.lung_keys:
                 lp, lr = (_binary(item[k]) for k in self.lung_keys)
                 lev_p = lp.astype(np.int64) + (pred & lp)  # infection counted inside the lungs, as the levels say
@@ -93,32 +99,7 @@ class InfectionSummary:
             self.rows.append(row)
 
     def _write(self, engine) -> None:
-        rows = self.rows
-        infected = [r for r in rows if r["ref"] > 0]
-        clean = [r for r in rows if r["ref"] == 0]
-        dice = [2 * r["inter"] / (r["pred"] + r["ref"]) for r in infected]
-        inter = sum(r["inter"] for r in infected)
-        total = sum(r["pred"] + r["ref"] for r in infected)
-        by_class: dict[str, list[dict]] = defaultdict(list)
-        for r in clean:
-            by_class[str(r["class_name"] or "(no class)")].append(r)
-        summary = {
-            "eval_section": self.eval_section,
-            "n_images": len(rows),
-            "n_infected": len(infected),
-            "n_clean": len(clean),
-            "dice_infected_mean": float(np.mean(dice)) if dice else None,
-            "dice_infected_pooled": 2 * inter / total if total else None,
-            "false_positive_share": float(np.mean([r["pred"] > 0 for r in clean])) if clean else None,
-            "false_positive_count": int(sum(r["pred"] > 0 for r in clean)),
-            "false_positive_share_by_class": {
-                k: float(np.mean([r["pred"] > 0 for r in v])) for k, v in sorted(by_class.items())
-            },
-        }
-        if self.severity_keys and infected:
-            graded = [r["grades"] for r in infected]
-            summary["severity_agreement"] = float(np.mean([g[0][0] == g[0][1] for g in graded]))
-            summary["severity_agreement_both_lungs"] = float(np.mean([g[1][0] == g[1][1] and g[2][0] == g[2][1] for g in graded]))
+        summary = summarize_infection_rows(self.rows, self.eval_section)
         if self.lung_keys:
             c = self._confusion
             union = [c[k, :].sum() + c[:, k].sum() - c[k, k] for k in range(3)]
@@ -129,11 +110,95 @@ class InfectionSummary:
         self.summary = summary
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
         self.output_path.write_text(json.dumps(summary, indent=2) + "\n")
+        write_rows(self.rows, self.output_path.with_name(self.output_path.stem + "_per_image.csv"))
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
         logger.info(
             "infection on %s: Dice %s (pooled %s) over %d infected images; %d of %d clean images (%s) with predicted "
             "infection -> %s",
             self.eval_section, fmt(summary["dice_infected_mean"]), fmt(summary["dice_infected_pooled"]),
-            len(infected), summary["false_positive_count"], len(clean), fmt(summary["false_positive_share"]),
+            summary["n_infected"], summary["false_positive_count"], summary["n_clean"],
+            fmt(summary["false_positive_share"]),
             self.output_path,
         )  # fmt: skip
+
+
+_INT_COLUMNS = ("inter", "pred", "ref")
+
+
+def summarize_infection_rows(rows: list[dict], eval_section: str = "validation") -> dict:
+    """The summary of :class:`InfectionSummary` from its per-image rows (also for gated rows: :func:`gate_rows`)."""
+    infected = [r for r in rows if r["ref"] > 0]
+    clean = [r for r in rows if r["ref"] == 0]
+    dice = [2 * r["inter"] / (r["pred"] + r["ref"]) for r in infected]
+    inter = sum(r["inter"] for r in infected)
+    total = sum(r["pred"] + r["ref"] for r in infected)
+    by_class: dict[str, list[dict]] = defaultdict(list)
+    for r in clean:
+        by_class[str(r.get("class_name") or "(no class)")].append(r)
+    summary = {
+        "eval_section": eval_section,
+        "n_images": len(rows),
+        "n_infected": len(infected),
+        "n_clean": len(clean),
+        "dice_infected_mean": float(np.mean(dice)) if dice else None,
+        "dice_infected_pooled": 2 * inter / total if total else None,
+        "false_positive_share": float(np.mean([r["pred"] > 0 for r in clean])) if clean else None,
+        "false_positive_count": int(sum(r["pred"] > 0 for r in clean)),
+        "false_positive_share_by_class": {
+            k: float(np.mean([r["pred"] > 0 for r in v])) for k, v in sorted(by_class.items())
+        },
+    }
+    if infected and "total_grade" in infected[0]:
+        summary["severity_agreement"] = float(np.mean([r["total_grade"] == r["ref_total_grade"] for r in infected]))
+        summary["severity_agreement_both_lungs"] = float(
+            np.mean(
+                [r["right_grade"] == r["ref_right_grade"] and r["left_grade"] == r["ref_left_grade"] for r in infected]
+            )
+        )
+    return summary
+
+
+def write_rows(rows: list[dict], path: str | Path) -> Path:
+    """The per-image rows as CSV (one header, the keys of the first row)."""
+    import csv
+
+    path = Path(path)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["image"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Rows written by :func:`write_rows`, with the pixel counts as integers."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k in _INT_COLUMNS:
+            r[k] = int(r[k])
+    return rows
+
+
+def gate_rows(rows: list[dict], p_infected: dict[str, float], threshold: float = 0.5) -> list[dict]:
+    """Rows as if the infection mask were emptied on every film an image-level gate calls clean.
+
+    ``p_infected`` maps the image path to the gate's probability that the film has infection (a classifier's
+    ``p_COVID-19``); a film below ``threshold`` gets no predicted infection (its grades become ``none``). A film
+    the gate has no probability for is an error: nothing is silently left ungated.
+    """
+    missing = [r["image"] for r in rows if r["image"] not in p_infected]
+    if missing:
+        raise KeyError(f"the gate has no probability for {len(missing)} of {len(rows)} images, e.g. {missing[0]}")
+    out = []
+    for r in rows:
+        g = dict(r)
+        if p_infected[r["image"]] < threshold:
+            g["inter"] = g["pred"] = 0
+            for side in ("total", "right", "left"):
+                if f"{side}_grade" in g:
+                    g[f"{side}_grade"] = "none"
+        out.append(g)
+    return out

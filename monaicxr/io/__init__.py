@@ -3,12 +3,13 @@ atomic and checked checkpoint files, sharded checkpoints."""
 
 from __future__ import annotations
 
+from . import weights_card
 from .checkpoints import CheckpointError, is_sharded, load_checkpoint, load_sharded, save_atomic, save_sharded
 from .overlay import render_overlay, save_overlay
 from .reader import CXRImageReader, read_cxr
-from . import weights_card
 
 __all__ = [
+    "weights_card",
     "CheckpointError",
     "CXRImageReader",
     "is_sharded",

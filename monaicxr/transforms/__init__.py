@@ -16,7 +16,6 @@ from .dictionary import (
 )
 from .io import LoadCXRImage, LoadCXRImaged
 from .masking import LUNG_INPUTS, LungInputd, MaskImage, MaskImaged, insert_after_loading
-from .segment import PredictLungsd
 from .postprocess import (
     FillLungHoles,
     FillLungHolesd,
@@ -28,6 +27,7 @@ from .postprocess import (
     RestrictToLungsd,
     Severityd,
 )
+from .segment import PredictLungsd
 from .target import SEG_TASKS, SegTargetd
 
 __all__ = [

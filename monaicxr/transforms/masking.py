@@ -42,7 +42,15 @@ from monaicxr.data.records import DatasetError
 
 from .array import BinarizeMask
 
-__all__ = ["MASK_MODES", "EMPTY_POLICIES", "LUNG_INPUTS", "LungInputd", "MaskImage", "MaskImaged", "insert_after_loading"]
+__all__ = [
+    "MASK_MODES",
+    "EMPTY_POLICIES",
+    "LUNG_INPUTS",
+    "LungInputd",
+    "MaskImage",
+    "MaskImaged",
+    "insert_after_loading",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +330,7 @@ class LungInputd(MapTransform):
                     logger.warning("%s: empty lung mask, the whole film is used", where)
                 else:
                     start, end = generate_spatial_bounding_box(keep, margin=self.margin, allow_smaller=True)
-                    box = tuple(slice(s, e) for s, e in zip(start, end))
+                    box = tuple(slice(s, e) for s, e in zip(start, end, strict=True))
                     img = img[(slice(None), *box)]
                     keep = keep[(slice(None), *box)]
                     img.meta[BOX_KEY] = [int(v) for v in (*start, *end)]

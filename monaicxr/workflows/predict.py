@@ -308,9 +308,8 @@ def _segment(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndar
 
 def _classify(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(probabilities (C,), Grad-CAM in [0, 1] at the image's size)``."""
-    from monai.transforms import Resize
-
     from monai.data import MetaTensor
+    from monai.transforms import Resize
 
     from monaicxr.transforms.masking import BOX_KEY
 

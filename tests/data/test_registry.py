@@ -96,12 +96,23 @@ def test_kwargs_reach_the_indexer(tmp_path):
     make_covidqu(tmp_path, per_class=1)
     result = index_dataset(tmp_path, layout="covidqu", subset="lung", verify=False)
     assert {r.source_split for r in result.records} == {"train", "val", "test"}
-    with pytest.raises(DatasetError, match=r"'kermany' layout's indexer takes no \['subset'\]; its options are \['verify'\]"):
+    with pytest.raises(
+        DatasetError, match=r"'kermany' layout's indexer takes no \['subset'\]; its options are \['verify'\]"
+    ):
         index_dataset(tmp_path, layout="kermany", subset="lung")
 
 
 def test_registry_names():
-    assert set(INDEXERS) == {"covidqu", "covidqu_flat", "radiography", "kermany", "class_folders", "image_mask_pairs", "darwin", "coco"}
+    assert set(INDEXERS) == {
+        "covidqu",
+        "covidqu_flat",
+        "radiography",
+        "kermany",
+        "class_folders",
+        "image_mask_pairs",
+        "darwin",
+        "coco",
+    }
 
 
 def test_split_folder_of_class_folders_is_not_kermany(tmp_path):

@@ -66,3 +66,32 @@ def test_severity_agreement_and_three_level_iou(tmp_path):
     assert s["three_level_iou_pooled"]["lung"] == pytest.approx(80 / 96)
     assert s["three_level_iou_pooled"]["non_lung"] is None  # no non-lung pixel on either side
     assert s["three_level_miou_pooled"] == pytest.approx((32 / 48 + 80 / 96) / 2)
+
+
+def test_gate_empties_films_the_classifier_calls_clean(tmp_path):
+    from monaicxr.cli.main import main
+    from monaicxr.handlers.infection import gate_rows, read_rows, summarize_infection_rows
+
+    items = [
+        {"pred": _mask((0, 4, 0, 4)), "label": _mask((0, 4, 0, 4)), "class_name": "COVID-19"},
+        {"pred": _mask((0, 2, 0, 2)), "label": _mask(), "class_name": "Normal"},
+    ]
+    for i, it in enumerate(items):
+        from monai.data import MetaTensor
+
+        it["image"] = MetaTensor(torch.zeros(1, 8, 8), meta={"filename_or_obj": f"f{i}.png"})
+    _run(items, InfectionSummary(tmp_path / "s.json"))
+    rows = read_rows(tmp_path / "s_per_image.csv")
+    assert [r["image"] for r in rows] == ["f0.png", "f1.png"] and rows[1]["pred"] == 4
+    gated = summarize_infection_rows(gate_rows(rows, {"f0.png": 0.9, "f1.png": 0.2}, 0.5))
+    assert gated["false_positive_share"] == 0.0 and gated["dice_infected_mean"] == 1.0
+    assert summarize_infection_rows(gate_rows(rows, {"f0.png": 0.4, "f1.png": 0.2}, 0.5))["dice_infected_mean"] == 0.0
+    with pytest.raises(KeyError, match="no probability for 1 of 2 images"):
+        gate_rows(rows, {"f0.png": 0.9}, 0.5)
+    preds = tmp_path / "predictions.csv"
+    preds.write_text("image,true,pred,p_COVID-19,p_Non-COVID,p_Normal\nf0.png,COVID-19,COVID-19,0.9,0.05,0.05\n"
+                     "f1.png,Normal,Normal,0.2,0.1,0.7\n")  # fmt: skip
+    assert main(["infection-gate", str(tmp_path / "s_per_image.csv"), str(preds), "--thresholds", "0", "0.5",
+                 "--out", str(tmp_path / "g.json")]) == 0  # fmt: skip
+    table = json.loads((tmp_path / "g.json").read_text())
+    assert [t["false_positive_share"] for t in table] == [1.0, 0.0]
