@@ -15,7 +15,7 @@ from .classification import ClassificationReportHandler
 from .infection import InfectionSummary
 from .overlay import OverlaySaver
 from .rows import RowsCSVWriter
-from .summary import EvaluationSummary, RunSummary
+from .summary import EvaluationSummary, RunSummary, SectionMetricNames, section_metric_name
 from .training import NonFiniteGuard, TimeBudget, TrainingState
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "ResumeCheckpointLoader",
     "RowsCSVWriter",
     "RunSummary",
+    "SectionMetricNames",
+    "section_metric_name",
     "ShardedCheckpointLoader",
     "TimeBudget",
     "TrainingState",

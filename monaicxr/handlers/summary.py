@@ -11,7 +11,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["EvaluationSummary", "RunSummary"]
+__all__ = ["EvaluationSummary", "RunSummary", "SectionMetricNames", "section_metric_name", "SECTION_PREFIX"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,3 +134,39 @@ class EvaluationSummary:
             shown or "no metrics",
             self.output_path,
         )
+
+
+#: datalist section -> metric-name prefix (the configs name their metrics ``val_*``)
+SECTION_PREFIX = {"validation": "val", "test": "test", "training": "train", "all": "all"}
+
+
+def section_metric_name(name: str, eval_section: str | None) -> str:
+    """``val_dice`` -> ``test_dice`` for ``eval_section="test"`` (names without ``val_`` are kept)."""
+    if not name.startswith("val_") or eval_section is None:
+        return name
+    return SECTION_PREFIX.get(eval_section, eval_section) + name[len("val") :]
+
+
+class SectionMetricNames:
+    """Name an evaluation's metrics after the section it scored: ``test_dice`` on test, not ``val_dice``.
+
+    The bundles declare their metrics once, as ``val_*``, for validation during training; an evaluation of
+    another section renames them in ``engine.state.metrics`` and ``engine.state.metric_details`` when the epoch
+    completes, so that the log, ``metrics.csv``, the per-image files and ``summary.json`` say which section they
+    are about. Attach it before the handlers that read the metrics (``MetricsSaver``, ``EvaluationSummary``);
+    Ignite runs the metrics themselves, and MONAI's key-metric comparison, before any handler the config adds.
+    """
+
+    def __init__(self, eval_section: str | None) -> None:
+        self.eval_section = eval_section
+
+    def attach(self, engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine) -> None:
+        stores = [engine.state.metrics, getattr(engine.state, "metric_details", None)]
+        for store in stores:
+            if not store:
+                continue
+            for key in [k for k in store if section_metric_name(k, self.eval_section) != k]:
+                store[section_metric_name(key, self.eval_section)] = store.pop(key)

@@ -49,6 +49,10 @@ def test_folder_of_test_films_is_scored_whole_and_by_class_name(tmp_path, caplog
     assert truth == {"COVID-19": "COVID-19", "Normal": "Normal"}
     assert "['Non-COVID'] have no images in the evaluated data" in caplog.text
     assert "evaluated 7 images of section 'test'" in caplog.text
+    # metrics are named after the section scored, in summary.json and metrics.csv
+    assert {"test_accuracy", "test_loss"} <= set(summary["metrics"]) and "val_accuracy" not in summary["metrics"]
+    names = [row.split(",")[0] for row in (tmp_path / "run" / "eval" / "metrics.csv").read_text().splitlines()]
+    assert "test_accuracy" in names and "val_accuracy" not in names
 
 
 def test_a_class_the_model_does_not_know_is_an_error(tmp_path, capsys):
@@ -80,7 +84,7 @@ def test_manifest_saying_test_only_is_scored_whole(tmp_path):
     summary = _summary(tmp_path / "run")
     assert (summary["eval_section"], summary["n_images"]) == ("validation", 6)
     assert summary["checkpoint"].endswith("bundles/unet/models/model.pt")
-    assert "val_dice" in summary["metrics"]
+    assert "val_dice" in summary["metrics"]  # the validation section keeps the val_ names
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
     assert splits["sizes"] == {"train": 0, "val": 6, "test": 0}
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 
 from monaicxr.handlers import InfectionSummary
 
@@ -95,3 +95,26 @@ def test_gate_empties_films_the_classifier_calls_clean(tmp_path):
                  "--out", str(tmp_path / "g.json")]) == 0  # fmt: skip
     table = json.loads((tmp_path / "g.json").read_text())
     assert [t["false_positive_share"] for t in table] == [1.0, 0.0]
+
+
+def test_section_metric_names():
+    from monaicxr.handlers import SectionMetricNames, section_metric_name
+
+    assert section_metric_name("val_dice", "test") == "test_dice"
+    assert section_metric_name("val_dice", "validation") == "val_dice"
+    assert section_metric_name("dice", "test") == "dice"
+    engine = Engine(lambda e, b: b)
+    SectionMetricNames("test").attach(engine)
+
+    @engine.on(Events.EPOCH_COMPLETED(once=1))
+    def _seen(e):  # attached after: sees the renamed names
+        e.state.seen = dict(e.state.metrics)
+
+    @engine.on(Events.EPOCH_STARTED)
+    def _metrics(e):
+        e.state.metrics = {"val_dice": 0.5, "other": 1.0}
+        e.state.metric_details = {"val_dice": [0.5]}
+
+    engine.run([0], max_epochs=1)
+    assert engine.state.seen == {"test_dice": 0.5, "other": 1.0}
+    assert engine.state.metric_details == {"test_dice": [0.5]}
