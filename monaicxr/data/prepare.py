@@ -403,11 +403,14 @@ def _eval_splits(records, eval_section: str, root: Path) -> dict[str, list[str]]
     return out
 
 
-def list_images(input_dir: str | Path) -> list[dict]:
+def list_images(input_dir: str | Path, output_dir: str | Path | None = None) -> list[dict]:
     """A datalist (``[{"image": path}, ...]``) of every image file in ``input_dir``, for inference.
 
-    Files that are not images are logged with their reason and left out; a missing or image-less folder is an
-    error naming it.
+    Every image is decoded once the way the loader does (:func:`verify_datalist_inputs`), so one unreadable
+    file (truncated, CMYK, several frames, a DICOM without pixel data) does not abort the whole run: it is
+    left out, logged with its reason and, with ``output_dir``, written to ``<output_dir>/input_issues.csv``
+    beside the predictions. Files that are not images are treated the same way. A missing folder, or one in
+    which nothing is readable, is an error naming it.
     """
     from .imagecheck import dataset_root, image_files
 
@@ -417,4 +420,7 @@ def list_images(input_dir: str | Path) -> list[dict]:
         logger.warning("not an image, left out: %s (%s)", item.path, item.reason)
     if not files:
         raise DatasetError(f"{folder}: no image files (png, jpg, jpeg, bmp, tif, dcm) found")
-    return [{"image": str(p)} for p in sorted(files)]
+    content, bad = verify_datalist_inputs({"test": [{"image": str(p)} for p in sorted(files)]}, origin=str(folder))
+    if output_dir is not None:
+        write_input_issues(output_dir, [*skipped, *bad])
+    return content["test"]

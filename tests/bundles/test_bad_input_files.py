@@ -56,3 +56,27 @@ def test_train_and_evaluate_carry_on_past_bad_files(tmp_path):
     run_workflow(ev)
     with open(out / "input_issues.csv", newline="") as f:
         assert {Path(r["file"]).name for r in csv.DictReader(f)} == {"cut.png", "text.png"}
+
+
+def test_inference_carries_on_past_bad_files(tmp_path):
+    """A classifier's and the lung model's inference.json over a folder with two bad files among good ones."""
+    from monai.bundle import ConfigWorkflow
+
+    data = _dataset(tmp_path / "data", n_good=3)
+    for bundle, rows_file in (("simple_cnn", "predictions.csv"), ("unet", None)):
+        configs = REPO / "bundles" / bundle / "configs"
+        out = tmp_path / f"pred_{bundle}"
+        wf = ConfigWorkflow(
+            config_file=str(configs / "inference.json"), meta_file=str(configs / "metadata.json"),
+            logging_file=False, workflow_type="infer", input_dir=str(data / "images"), output_dir=str(out),
+        )  # fmt: skip
+        wf.initialize()
+        run_workflow(wf)
+        with open(out / "input_issues.csv", newline="") as f:
+            issues = {Path(r["file"]).name for r in csv.DictReader(f)}
+        assert issues == {"cut.png", "text.png"}, (bundle, issues)
+        if rows_file:
+            rows = [line.split(",")[0] for line in (out / rows_file).read_text().splitlines() if line]
+            assert sorted(Path(r).name for r in rows) == ["good0.png", "good1.png", "good2.png"]
+        else:
+            assert len(list(out.rglob("*_mask.png"))) == 3
