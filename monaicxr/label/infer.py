@@ -10,7 +10,9 @@ is a ``BasicInferTask`` (the base class MONAI Label's sample apps use) whose pie
 - pre-transforms: the bundle's ``preprocessing`` (``LoadImaged`` with :class:`monaicxr.io.CXRImageReader`, so
   DICOM is rendered with its photometry: MONOCHROME1 inverted, VOI window applied; JPEG 2000 decoded);
 - post-transforms: the bundle's ``postprocessing`` without its file writer (sigmoid, inverse resize to the
-  image's own size, threshold, largest-lungs clean-up, 3-level snapping and severity).
+  image's own size, threshold, largest-lungs clean-up, 3-level snapping and severity); a classifier's logits
+  are divided by the temperature in the weights card of the checkpoint in use (:mod:`monaicxr.io.weights_card`),
+  and a card's input settings are checked against the config before each request.
 
 The result mask is a PNG of the image's size (values as in :mod:`monaicxr.label.models`); a classifier
 returns ``{"prediction": [{"idx", "label", "score"}, ...]}``. A file that is not a readable image raises
@@ -34,6 +36,7 @@ from monailabel.tasks.infer.basic_infer import BasicInferTask
 
 from monaicxr.data.records import DatasetError
 from monaicxr.io import read_cxr
+from monaicxr.io.weights_card import card_temperature, check_input
 
 from .models import CLASSIFICATION, ServedModel, bundle_labels
 
@@ -111,6 +114,7 @@ class CXRBundleInferTask(BasicInferTask):
             "postprocessing#transforms",
         )
         self._parser = parser
+        self._post, self._temperature = None, None
         network = parser.get_parsed_content("network_def")
         classification = model.kind == CLASSIFICATION
         super().__init__(
@@ -138,6 +142,15 @@ class CXRBundleInferTask(BasicInferTask):
         return list(self._parser.get_parsed_content("preprocessing").transforms)
 
     def post_transforms(self, data=None) -> list:
+        if "temperature" in self._parser:
+            # the temperature of the weights in use (a fine-tuned checkpoint has no card: uncalibrated, 1.0)
+            weights = self.get_path()
+            temperature = card_temperature(weights) if weights else None
+            if temperature != self._temperature or self._post is None:
+                self._parser["temperature"] = temperature or 1.0
+                self._post = self._parser.get_parsed_content("postprocessing", lazy=False)
+                self._temperature = temperature
+            return list(self._post.transforms)
         return list(self._parser.get_parsed_content("postprocessing").transforms)
 
     def __call__(self, request, callbacks=None):
@@ -146,6 +159,8 @@ class CXRBundleInferTask(BasicInferTask):
                 f"model {self.model.name!r} has no weights yet (none of {self.path} exists); "
                 f"train it first (POST /train/{self.model.name})"
             )
+        if "input_card" in self._parser:  # lung-cropped weights: the config must feed them what they learnt on
+            check_input(self.get_path(), **self._parser.get_parsed_content("input_card"))
         return super().__call__(request, callbacks)
 
     def run_pre_transforms(self, data: dict[str, Any], transforms):
