@@ -80,7 +80,12 @@ class InfectionSummary:
 
     def _collect(self, engine) -> None:
         output = engine.state.output
-        for item in output if isinstance(output, list) else [output]:
+        outputs = output if isinstance(output, list) else [output]
+        batch = getattr(engine.state, "batch", None)
+        batches = batch if isinstance(batch, list) and len(batch) == len(outputs) else [{}] * len(outputs)
+        # MONAI's post-processing leaves the keys that came with the data (class_name, the reference lung) in
+        # engine.state.batch and the ones it made in engine.state.output: read both
+        for item in ({**b, **o} if isinstance(b, dict) else o for b, o in zip(batches, outputs, strict=True)):
             pred, ref = _binary(item[self.pred_key]), _binary(item[self.label_key])
             inter, p, r = int((pred & ref).sum()), int(pred.sum()), int(ref.sum())
             image = item.get(self.image_key)

@@ -118,3 +118,18 @@ def test_section_metric_names():
     engine.run([0], max_epochs=1)
     assert engine.state.seen == {"test_dice": 0.5, "other": 1.0}
     assert engine.state.metric_details == {"test_dice": [0.5]}
+
+
+def test_keys_left_in_the_batch_by_post_processing_are_read(tmp_path):
+    """MONAI keeps the data's own keys (class_name, the reference lung) in engine.state.batch, not the output."""
+    handler = InfectionSummary(tmp_path / "s.json")
+    engine = Engine(lambda e, b: b)
+    handler.attach(engine)
+
+    def step(e, b):
+        e.state.batch = [{"class_name": "Normal"}]
+        return [{"pred": _mask((0, 1, 0, 1)), "label": _mask()}]
+
+    engine._process_function = step
+    engine.run([0], max_epochs=1)
+    assert handler.summary["false_positive_share_by_class"] == {"Normal": 1.0}
