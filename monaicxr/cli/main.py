@@ -22,7 +22,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import sys
 import traceback
@@ -70,11 +69,6 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _cmd_index(args: argparse.Namespace) -> int:
     from monaicxr.data.prepare import prepare_datalist
 
-    kwargs: dict = {}
-    if "verify" in inspect.signature(prepare_datalist).parameters:
-        kwargs["verify"] = not args.no_verify
-    elif args.no_verify:
-        raise ValueError("--no-verify is not available: prepare_datalist() takes no verify argument yet")
     content = prepare_datalist(
         str(args.out),
         dataset_dir=str(args.dataset_dir),
@@ -84,7 +78,6 @@ def _cmd_index(args: argparse.Namespace) -> int:
         ratios=tuple(args.ratios),
         split_seed=args.seed,
         mask_values=args.mask_values,
-        **kwargs,
     )
     out = Path(args.out)
     for name in ("datalist", "splits", "fingerprint"):
@@ -148,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     p.add_argument("--task", choices=TASKS, default="lung", help="what every record must provide (default lung)")
-    p.add_argument("--no-verify", action="store_true", help="do not decode every image and mask while indexing")
     p.add_argument("--mask-values", choices=MASK_VALUES, default="binary", help=_MASK_VALUES_HELP)
     p.set_defaults(func=_cmd_index)
 

@@ -134,17 +134,12 @@ def test_index_task_not_met_exit_2(pairs, tmp_path, capsys):
     assert "infection" in err and "Traceback" not in err
 
 
-def test_no_verify(pairs, tmp_path, capsys):
-    import inspect
-
-    from monaicxr.data.prepare import prepare_datalist
-
-    code = main(["index", str(pairs), "--out", str(tmp_path / "run"), "--no-verify"])
-    if "verify" in inspect.signature(prepare_datalist).parameters:
-        assert code == 0
-    else:  # refused rather than silently ignored
-        assert code == 2
-        assert "--no-verify" in capsys.readouterr().err
+def test_index_always_verifies(pairs, tmp_path, capsys):
+    """Index decodes every file as the loader does; there is no switch to skip that (a file that passes index
+    must never abort training), so --no-verify is an unknown option."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["index", str(pairs), "--out", str(tmp_path / "run"), "--no-verify"])
+    assert exit_info.value.code == 2 and "--no-verify" in capsys.readouterr().err
 
 
 def test_bad_ratios_exit_2(pairs, tmp_path, capsys):
