@@ -116,3 +116,12 @@ def test_replaced_weights_make_the_card_stale(trained, tmp_path):
     torch.save({"model": {}}, weights)
     with pytest.raises(CardError, match="sha256 differs"):
         read_card(weights)
+
+
+def test_shortcut_audit_removes_the_lungs(trained, phantoms):
+    """remove_lungs=True (the audit): with the lungs gone a lung-cropped, lung-masked input is blank, so every
+    film gets the same prediction, whatever is outside the lungs."""
+    _evaluate(trained, phantoms, "test", remove_lungs=True)
+    rows = list(csv.DictReader((trained / "eval" / "predictions.csv").open()))
+    probs = {tuple(round(float(r[f"p_{c}"]), 5) for c in CLASSES) for r in rows}
+    assert len(rows) == 3 and len(probs) == 1, probs
