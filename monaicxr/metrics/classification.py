@@ -10,7 +10,7 @@ What comes from MONAI and what is written here:
   policy (0 plus a warning entry, as scikit-learn's ``zero_division=0``) is added here;
 - one-vs-rest ROC AUC: ``monai.metrics.compute_roc_auc``; classes without positives or negatives are reported
   as ``None`` with a reason instead of MONAI's warning and NaN;
-- expected calibration error: ``monai.metrics.CalibrationErrorMetric`` applied to the top-label confidence
+- expected calibration error: MONAI's ``calibration_binning`` (as in ``CalibrationErrorMetric``) applied to the top-label confidence
   (one channel holding the max probability, ground truth "prediction was correct"); MONAI applied to the
   one-hot probabilities would give the class-wise ECE instead, a different number. Reliability bins come
   from ``monai.metrics.calibration_binning``;
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.metrics import CalibrationErrorMetric, calibration_binning, compute_roc_auc
+from monai.metrics import calibration_binning, compute_roc_auc
 from monai.metrics.confusion_matrix import compute_confusion_matrix_metric, get_confusion_matrix
 from monai.utils import convert_to_tensor
 
@@ -104,15 +104,18 @@ def confusion_matrix(probs: Any, labels: Any) -> torch.Tensor:
 def expected_calibration_error(probs: Any, labels: Any, n_bins: int = 15) -> float:
     """Top-label expected calibration error (Guo et al. 2017): bins of equal width on the max probability.
 
-    ``ECE = sum_b (n_b / N) * |accuracy_b - confidence_b|``, computed by ``monai.metrics.CalibrationErrorMetric``
-    on one channel that holds the max probability, with "the argmax was right" as ground truth.
+    ``ECE = sum_b (n_b / N) * |accuracy_b - confidence_b|``, from MONAI's ``calibration_binning`` (the binning
+    of ``monai.metrics.CalibrationErrorMetric``) on one channel that holds the max probability, with "the argmax
+    was right" as ground truth. The metric class itself is not used: its buffer synchronises across processes,
+    and under DDP this runs on rank 0 alone (the classification report), which would wait for the other ranks.
     """
     p = _as_probs(probs)
     y = _as_labels(labels, p.shape[0], p.shape[1])
     conf, pred = p.max(1)
-    metric = CalibrationErrorMetric(num_bins=n_bins, calibration_reduction="expected", metric_reduction="mean")
-    metric(y_pred=conf.float()[None, None], y=(pred == y).float()[None, None])
-    return float(metric.aggregate())
+    mean_p, mean_gt, counts = calibration_binning(
+        y_pred=conf.float()[None, None], y=(pred == y).float()[None, None], num_bins=n_bins
+    )
+    return float(torch.nansum(torch.abs(mean_p - mean_gt) * counts) / counts.sum())
 
 
 def reliability_bins(probs: Any, labels: Any, n_bins: int = 15) -> dict[str, np.ndarray]:

@@ -111,3 +111,61 @@ def test_classifier_verify_net_in_out(name):
         net_id="network_def", meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
         device="cpu",
     )  # fmt: skip
+
+
+ALL_BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "train.json").is_file())
+
+
+@pytest.mark.parametrize("name", ALL_BUNDLES)
+def test_every_bundle_has_a_multi_gpu_overlay_that_resolves(name):
+    """multi_gpu_train.json merges onto train.json and its pieces resolve (the DDP network is built only in a
+    process group, so the test parses the plain parts and checks the DDP wiring by id)."""
+    from monai.bundle import ConfigParser
+
+    configs = REPO / "bundles" / name / "configs"
+    parser = ConfigParser()
+    parser.read_config([str(configs / "train.json"), str(configs / "multi_gpu_train.json")])
+    assert parser["network"]["_target_"] == "torch.nn.parallel.DistributedDataParallel"
+    assert parser["train#dataloader#sampler"] == "@train#sampler"
+    assert parser["train#sampler"]["_target_"] == "DistributedSampler"
+    assert any("init_process_group" in s for s in parser["initialize"])
+    assert any("checkpointer.attach" in s and "@rank == 0" in s for s in parser["run"])
+    assert any("trainer.run()" in s for s in parser["run"])
+    plain = ConfigParser()
+    plain.read_config(str(configs / "train.json"))
+    # everything train.json runs, the overlay runs too (rank-0 guards aside)
+    assert len(parser["run"]) == len(plain["run"])
+    assert all(s in parser["initialize"] for s in plain["initialize"])
+
+
+def test_weighted_sampler_under_ddp_is_refused():
+    from monaicxr.engines import check_distributed_settings
+
+    check_distributed_settings(weighted_sampler=False)
+    with pytest.raises(ValueError, match="class_weighted_loss"):
+        check_distributed_settings(weighted_sampler=True)
+
+
+@pytest.mark.slow
+def test_classifier_multi_gpu_overlay_runs_with_two_cpu_processes(tmp_path):
+    """torchrun, 2 processes, gloo, on phantoms: the lung-cropped Lite0 classifier (weights card on rank 0)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cfg = "['bundles/efficientnet_lite0/configs/train.json','bundles/efficientnet_lite0/configs/multi_gpu_train.json']"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "monai.bundle", "run", "--config_file", cfg,
+        "--meta_file", "bundles/efficientnet_lite0/configs/metadata.json", "--logging_file",
+        "bundles/efficientnet_lite0/configs/logging.conf", "--output_dir", str(out), "--num_epochs", "1",
+        "--spatial_size", "[32,32]", "--batch_size", "4", "--val_batch_size", "4", "--num_workers", "0",
+        "--show_progress", "False", "--save_gallery", "False", "--synthetic_per_class", "4",
+        "--split_ratios", "[0.5,0.25,0.25]",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["epochs_completed"] == 1
+    assert json.loads((out / "models" / "model.json").read_text())["input"]["lung_input"] == "crop_mask"
