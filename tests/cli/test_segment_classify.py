@@ -1,6 +1,6 @@
 """Tests for monaicxr.cli.segment_classify and the simple_cnn lung_masked overlay, on SYNTHETIC phantoms.
 
-predict-lungs runs the committed bundles/unet weights (trained on real radiographs at 128 x 128; they find the
+predict-lungs runs the committed bundles/unet weights (trained on real radiographs at 256 x 256; they find the
 phantoms' lungs too). The comparison runs in-process with a tiny SimpleCNN at 32 x 32 for one epoch; the runner
 script's wiring is checked with a stand-in for the ``monaicxr`` command.
 """
