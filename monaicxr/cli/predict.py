@@ -44,7 +44,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         "predict",
         parents=[common],
         help="predict lungs, infection and class for images; write predictions.csv, masks and report.html",
-        description="Run the lung, infection (3-level) and classifier bundles over INPUT (a file, a folder walked "
+        description="Run the lung, infection and classifier bundles over INPUT (a file, a folder walked "
         "recursively, or several) and write predictions.csv, masks/, overlays/, gradcam/, report.html and "
         "summary.json to OUTPUT. Unreadable files are skipped and listed with their reason.",
     )
@@ -56,7 +56,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         default=list(MODEL_NAMES),
         metavar="MODEL",
         help=f"comma-separated names from {','.join(MODEL_NAMES)} and/or bundle folders (default: all three; "
-        "infection is skipped with a note while bundles/unet/models/model_3level.pt does not exist)",
+        "infection, which needs lung, is skipped with a note while bundles/unet/models/model_infection.pt does not exist)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

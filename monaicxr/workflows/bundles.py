@@ -109,10 +109,37 @@ def _meta_and_logging(bundle_dir: Path) -> tuple[str | None, str | bool]:
     return (str(meta) if meta.is_file() else None), (str(logging_conf) if logging_conf else False)
 
 
-def _checkpoint(bundle_dir: Path, overrides: Mapping[str, Any]) -> Path:
-    """The checkpoint a workflow will load: ``ckpt_path`` if overridden, else ``models/model.pt``; it must exist."""
+def _configured_checkpoint(bundle_dir: Path, files: Sequence[str], overrides: Mapping[str, Any]) -> Path:
+    """The checkpoint the configs name: their ``ckpt_path``, else ``models/<model_file>``, else ``models/model.pt``.
+
+    An overlay can choose the weights (``configs/task_infection.json`` sets ``model_file``), so the configs are
+    read rather than assuming ``models/model.pt``; a ``ckpt_path`` expression that cannot be evaluated on its own
+    falls back to ``model_file``.
+    """
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(list(files))
+    parser.update(dict(overrides))
+    if "ckpt_path" in parser:
+        try:
+            return Path(str(parser.get_parsed_content("ckpt_path"))).expanduser()
+        except Exception:  # an expression needing more than bundle_root (imports, built objects)
+            logger.debug("ckpt_path of %s not evaluated on its own", files, exc_info=True)
+    name = parser.get_parsed_content("model_file") if "model_file" in parser else "model.pt"
+    return bundle_dir / "models" / str(name)
+
+
+def _checkpoint(bundle_dir: Path, overrides: Mapping[str, Any], files: Sequence[str] = ()) -> Path:
+    """The checkpoint a workflow will load: ``ckpt_path`` if overridden, else the configs' own
+    (:func:`_configured_checkpoint`; ``models/model.pt`` without ``files``); it must exist."""
     given = overrides.get("ckpt_path")
-    path = Path(str(given)).expanduser() if given is not None else bundle_dir / "models" / "model.pt"
+    if given is not None:
+        path = Path(str(given)).expanduser()
+    elif files:
+        path = _configured_checkpoint(bundle_dir, files, overrides)
+    else:
+        path = bundle_dir / "models" / "model.pt"
     if not path.is_file() and not str(path).endswith(".index.json"):
         hint = "" if given is not None else "; train the bundle first, or pass --ckpt_path FILE"
         raise FileNotFoundError(f"checkpoint {path} does not exist{hint}")
@@ -147,7 +174,7 @@ def run_bundle(
     files = bundle_config_files(bundle_dir, workflow, overlays)
     overrides = {"bundle_root": str(bundle_dir), **(overrides or {})}
     if workflow == "evaluate":
-        _checkpoint(bundle_dir, overrides)
+        _checkpoint(bundle_dir, overrides, files)
     meta, default_logging = _meta_and_logging(bundle_dir)
     from monai.bundle import ConfigWorkflow
 
@@ -243,7 +270,7 @@ def export_bundle(
     bundle_dir = resolve_bundle(bundle)
     files = bundle_config_files(bundle_dir, "train", overlays)
     overrides = {"bundle_root": str(bundle_dir), **(overrides or {})}
-    ckpt = _checkpoint(bundle_dir, overrides)
+    ckpt = _checkpoint(bundle_dir, overrides, files)
     meta_file, _ = _meta_and_logging(bundle_dir)
     out = Path(out_dir) if out_dir is not None else bundle_dir / "models"
     out.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,11 @@ its ``network_def`` and ``preprocessing`` are built from it (the loader left out
 here, by :func:`monaicxr.io.reader.read_cxr`), the weights are checked and loaded with
 :func:`monaicxr.io.load_checkpoint`. Segmentation runs at the network's size; the mask is thresholded
 (sigmoid > 0.5; the 3-level model's output snapped to the levels 0, 0.5, 1), cleaned there (two largest lungs,
-holes filled) and resized back to the image with nearest-neighbour interpolation. Infection is restricted to
-the lungs of the lung model. Per-lung infected fractions come from
+holes filled) and resized back to the image with nearest-neighbour interpolation. The default infection model is
+the unet bundle with ``configs/task_infection.json`` (task ``infection``, weights ``models/model_infection.pt``):
+its mask is sigmoid > 0.5, resized to the image and restricted to the lung model's lungs
+(:class:`~monaicxr.transforms.RestrictToLungs`), so it needs the lung model; a 3-level model's infection is
+restricted to the lung model's lungs where that runs, else to its own. Per-lung infected fractions come from
 :func:`monaicxr.metrics.severity.infection_fraction`: the lung mask's two largest connected components, the
 one whose centroid lies further left in the image being the patient's right lung; a single component is
 assigned by the image half holding its centroid. Grades are :func:`~monaicxr.metrics.severity.severity_grade`.
@@ -89,6 +92,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ROLES = ("lung", "infection", "classifier")
+#: the tasks an infection-role model may have: infection alone (lungs from the lung model) or 3-level
+INFECTION_TASKS = ("infection", "3level")
 #: network class name -> the module Grad-CAM hooks (its output feature map); others: the last Conv2d
 GRADCAM_LAYERS = {"SimpleCNN": "features.2", "DenseNet121": "class_layers.relu"}
 #: the fixed leading columns; ``p_<class>`` columns follow ``reason`` when a classifier runs
@@ -106,11 +111,12 @@ class ModelSpec:
     """Where one model of :func:`predict` comes from: a bundle folder, its config and its weights.
 
     Args:
-        role: ``"lung"``, ``"infection"`` (a 3-level lung / infection model) or ``"classifier"``.
+        role: ``"lung"``, ``"infection"`` (an infection model, task ``infection``, which needs the lung model
+            beside it, or a 3-level lung / infection model, task ``3level``) or ``"classifier"``.
         bundle: the bundle folder; a relative path is looked up under the repository (or installed package)
             first and the current directory second (:func:`resolve_bundle`).
         config: the inference config inside the bundle.
-        overlay: a config whose plain (un-nested) ids are set over ``config``, e.g. ``configs/task_3level.json``
+        overlay: a config whose plain (un-nested) ids are set over ``config``, e.g. ``configs/task_infection.json``
             (its ``train#...`` / ``validate#...`` ids are for training and are not used).
         weights: the weights file inside the bundle.
         optional: a missing weights file skips the model with a note instead of stopping with an error.
@@ -164,11 +170,13 @@ def _bundle_role(root: Path) -> str:
     if "class_names" in config:
         return "classifier"
     task = str(config.get("task", "lung"))
-    if task == "3level":
+    if task in INFECTION_TASKS:
         return "infection"
     if task == "lung":
         return "lung"
-    raise ValueError(f"{root}: inference task {task!r}; predict runs lung, 3level and classification bundles")
+    raise ValueError(
+        f"{root}: inference task {task!r}; predict runs lung, infection, 3level and classification bundles"
+    )
 
 
 def resolve_models(models: Sequence[str | ModelSpec | os.PathLike] | str | None = None) -> list[ModelSpec]:
@@ -264,7 +272,7 @@ def load_model(spec: ModelSpec) -> LoadedModel | str:
         model.gradcam = GradCAM(nn_module=network, target_layers=model.gradcam_layer)
     else:
         model.task = str(parser.get_parsed_content("task")) if "task" in parser else "lung"
-        if (spec.role == "infection") != (model.task == "3level"):
+        if (spec.role == "infection") != (model.task in INFECTION_TASKS):
             raise ValueError(f"{config}: task {model.task!r} does not fit the {spec.role} role")
     logger.info("predict: %s model %s with %s", spec.role, config, weights)
     return model
@@ -292,9 +300,11 @@ def _clean_lungs(mask: torch.Tensor) -> torch.Tensor:
     return FillLungHoles()(KeepLargestLungs()(mask.float()))
 
 
-def _segment(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """``(lung, infection, prob)``: bool masks at the image's size (infection ``None`` for a lung model) and the
-    sigmoid map (h, w) at the network's size."""
+def _segment(
+    model: LoadedModel, array: np.ndarray, meta: dict
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """``(lung, infection, prob)``: bool masks at the image's size (infection ``None`` for a lung model, lung
+    ``None`` for a task-``infection`` model) and the sigmoid map (h, w) at the network's size."""
     from monaicxr.transforms import SnapToLevels
 
     with torch.no_grad():
@@ -303,6 +313,8 @@ def _segment(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.ndar
         level = SnapToLevels((0.0, 0.5, 1.0))(prob)
         lung, infection = _clean_lungs((level >= 1).float()), (level == 2).float()
         return _to_native(lung, array.shape), _to_native(infection, array.shape), prob[0].numpy()
+    if model.task == "infection":
+        return None, _to_native((prob > 0.5).float(), array.shape), prob[0].numpy()
     return _to_native(_clean_lungs((prob > 0.5).float()), array.shape), None, prob[0].numpy()
 
 
@@ -337,6 +349,14 @@ def _classify(model: LoadedModel, array: np.ndarray, meta: dict) -> tuple[np.nda
         full[r0:r1, c0:c1] = torch.as_tensor(Resize(spatial_size=(r1 - r0, c1 - c0), mode="bilinear")(cam))[0].numpy()
         cam = full
     return probs.numpy(), np.nan_to_num(cam.clip(0, 1))
+
+
+def _restrict_to_lungs(infection: np.ndarray, lung: np.ndarray) -> np.ndarray:
+    """``infection AND lung`` of two bool (H, W) masks, by :class:`~monaicxr.transforms.RestrictToLungs`."""
+    from monaicxr.transforms import RestrictToLungs
+
+    out = RestrictToLungs()(torch.from_numpy(infection[None]).float(), torch.from_numpy(lung[None]).float())
+    return torch.as_tensor(out)[0].numpy() > 0.5
 
 
 def _fmt(v: float | None) -> str:
@@ -375,7 +395,9 @@ def _predict_one(models: dict[str, LoadedModel], array: np.ndarray, meta: dict, 
     if "infection" in models:
         lung3, infection, _ = _segment(models["infection"], array, meta)
         lung = lung3 if lung is None else lung
-        infection &= lung
+        if lung is None:  # predict() refuses a task-infection model without the lung model
+            raise ValueError("the infection model needs lungs: run it with the lung model")
+        infection = _restrict_to_lungs(infection, lung)
     if lung is not None:
         row["lung_area_fraction"] = _fmt(float(lung.mean()))
         row["lung_mask"] = f"masks/{name}_lung.png"
@@ -476,6 +498,11 @@ def predict(
             loaded[spec.role] = m
     if not loaded:
         raise ValueError(f"no model to run: {'; '.join(notes) or 'none given'}")
+    if "infection" in loaded and loaded["infection"].task == "infection" and "lung" not in loaded:
+        raise ValueError(
+            f"the infection model ({loaded['infection'].weights}) segments infection only and takes its lungs from "
+            "the lung model: add 'lung' to the models"
+        )
     out = Path(output_dir).resolve()
     items, ignored = find_inputs(inputs, exclude=out)
     if ignored:
@@ -549,8 +576,8 @@ DEFAULT_MODELS: dict[str, ModelSpec] = {
     "infection": ModelSpec(
         role="infection",
         bundle="bundles/unet",
-        overlay="configs/task_3level.json",
-        weights="models/model_3level.pt",
+        overlay="configs/task_infection.json",
+        weights="models/model_infection.pt",
         optional=True,
     ),
     "classifier": ModelSpec(role="classifier", bundle="bundles/simple_cnn"),

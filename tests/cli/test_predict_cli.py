@@ -41,7 +41,7 @@ def test_predict_single_file_with_default_models(tmp_path, capsys):
     inputs = _folder(tmp_path / "in", good=1, bad=0)
     assert main(["predict", str(inputs / "good_0.png"), str(tmp_path / "out"), "--no-report", "-q"]) == 0
     printed = capsys.readouterr().out
-    if not (REPO / "bundles/unet/models/model_3level.pt").is_file():
+    if not (REPO / "bundles/unet/models/model_infection.pt").is_file():
         assert "note: infection model skipped" in printed
     assert "1 found, 1 read, 1 predicted, 0 skipped" in printed
     assert not (tmp_path / "out/report.html").exists()

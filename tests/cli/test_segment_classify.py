@@ -1,6 +1,6 @@
 """Tests for monaicxr.cli.segment_classify and the simple_cnn lung_masked overlay, on SYNTHETIC phantoms.
 
-predict-lungs runs the committed bundles/unet weights (trained on real radiographs at 128 x 128; they find the
+predict-lungs runs the committed bundles/unet weights (trained on real radiographs at 256 x 256; they find the
 phantoms' lungs too). The comparison runs in-process with a tiny SimpleCNN at 32 x 32 for one epoch; the runner
 script's wiring is checked with a stand-in for the ``monaicxr`` command.
 """
@@ -175,7 +175,7 @@ def test_compare_masking_end_to_end(phantoms, tmp_path, capsys):
     level = logging.getLogger().level
     overrides = [x for k, v in TINY_CNN.items() for x in ("--override", f"{k}={json.dumps(v)}")]
     argv = ["compare-masking", "--datalist", str(root / "index" / "datalist.json"), "--output_dir", str(tmp_path)]
-    argv += ["--seg_bundle", str(UNET), "--seg_override", "spatial_size=[64,64]", "--num_epochs", "1"]
+    argv += ["--seg_bundle", str(UNET), "--seg_override", "spatial_size=[256,256]", "--num_epochs", "1"]
     argv += ["--spatial_size", "32", "--classifier_bundle", str(REPO / "bundles" / "simple_cnn"), *overrides]
     try:
         assert main(argv) == 0
@@ -236,8 +236,8 @@ def test_predict_lungs_on_a_folder_puts_the_images_in_test(phantoms, tmp_path):
     for item in content["test"][:2]:
         shutil.copy(item["image"], tmp_path / "in")
     (tmp_path / "in" / "notes.txt").write_text("not an image")  # left out by list_images with a warning
-    s = predict_lungs(UNET, tmp_path / "out", input_dir=tmp_path / "in", overrides={"spatial_size": [64, 64]})
+    s = predict_lungs(UNET, tmp_path / "out", input_dir=tmp_path / "in", overrides={"spatial_size": [256, 256]})
     new = json.loads(Path(s["datalist"]).read_text())
     assert s["n_ok"] == 2 and set(new) >= {"test", "lungs", "lungs_left_out"} and "training" not in new
     assert all(Path(i["lung"]).is_file() and "lung_reference" not in i for i in new["test"])
-    assert new["lungs"]["overrides"] == {"spatial_size": [64, 64]}
+    assert new["lungs"]["overrides"] == {"spatial_size": [256, 256]}

@@ -2,8 +2,9 @@
 
 The lung and classifier models are the committed ``bundles/unet`` and ``bundles/simple_cnn`` weights. One run over
 a folder of good, odd and broken files (class sub-folders, a non-square PNG, an EXIF-rotated JPEG, a DICOM file)
-is shared by most tests. The infection path is checked with a 3-level BasicUNet of random weights in a temporary
-copy of the unet bundle: it tests the wiring (columns, masks, severity), not a model.
+is shared by most tests. The infection paths are checked with stand-in weights in a temporary copy of the unet
+bundle (the default task-infection overlay, and a 3-level BasicUNet of random weights): they test the wiring
+(columns, masks, restriction to the lungs, severity), not a model.
 """
 
 from __future__ import annotations
@@ -168,8 +169,8 @@ def test_masks_at_native_size_and_warnings(run):
 def test_infection_skipped_with_a_note(run):
     summary, rows, _, _ = run
     if (REPO / "bundles/unet" / DEFAULT_MODELS["infection"].weights).is_file():
-        pytest.skip("the unet bundle now ships 3-level weights")
-    assert any("infection model skipped" in n and "model_3level.pt" in n for n in summary["notes"])
+        pytest.skip("the unet bundle now ships infection weights")
+    assert any("infection model skipped" in n and "model_infection.pt" in n for n in summary["notes"])
     assert "infection" not in summary["models"]
     assert all(r["infection_mask"] == "" and r["severity_total"] == "" for r in rows.values())
 
@@ -245,6 +246,62 @@ def test_bundles_resolved_from_the_repository_not_the_cwd(tmp_path, monkeypatch)
     assert resolve_bundle("bundles/unet") == (REPO / "bundles/unet").resolve()
     with pytest.raises(FileNotFoundError, match="no_such_bundle"):
         resolve_bundle("bundles/no_such_bundle")
+
+
+def _stand_in_infection_weights(copy: Path, everywhere: bool) -> Path:
+    """``models/model_infection.pt`` of the bundle copy: a BasicUNet of the bundle's shape whose output is
+    infection everywhere (final convolution 0, bias +10) or random (seeded)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(copy / "configs/inference.json"))
+    torch.manual_seed(0)
+    state = parser.get_parsed_content("network_def").state_dict()
+    if everywhere:
+        state["final_conv.weight"].zero_()
+        state["final_conv.bias"].fill_(10.0)
+    path = copy / DEFAULT_MODELS["infection"].weights
+    torch.save(state, path)
+    return path
+
+
+def test_infection_overlay_keeps_infection_inside_the_lung_model_lungs(tmp_path):
+    from dataclasses import replace
+
+    copy = _bundle_copy(tmp_path)
+    shutil.copy(REPO / "bundles/unet/models/model.pt", copy / "models/model.pt")
+    weights = _stand_in_infection_weights(copy, everywhere=True)
+    lung, infection = (
+        replace(DEFAULT_MODELS["lung"], bundle=str(copy)),
+        replace(DEFAULT_MODELS["infection"], bundle=str(copy)),
+    )
+    assert infection.overlay == "configs/task_infection.json" and infection.optional
+    root = tmp_path / "in"
+    root.mkdir()
+    _phantom(8, "covid", (300, 260)).save(root / "covid.png")
+    summary = predict(root, tmp_path / "out", models=[lung, infection], progress=False, report=False)
+    assert summary["n_predicted"] == 1
+    assert summary["models"]["infection"]["weights"] == str(weights)
+    assert summary["models"]["infection"]["overlay"] == "configs/task_infection.json"
+    with open(tmp_path / "out/predictions.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    lung_mask = np.asarray(Image.open(tmp_path / "out" / row["lung_mask"])) > 0
+    infection_mask = np.asarray(Image.open(tmp_path / "out" / row["infection_mask"])) > 0
+    assert infection_mask.shape == lung_mask.shape == (260, 300)
+    # infected everywhere, restricted to the lung model's lungs: exactly the lungs, every lung fully infected
+    assert lung_mask.any() and np.array_equal(infection_mask, lung_mask)
+    assert float(row["infected_fraction_total"]) == pytest.approx(1.0)
+    assert row["severity_total"] == "critical"
+
+    # without the lung model there are no lungs to restrict to: refused before any image is read
+    with pytest.raises(ValueError, match="add 'lung' to the models"):
+        predict(root, tmp_path / "out2", models=[infection], progress=False)
+    assert not (tmp_path / "out2").exists()
+    # absent weights: skipped with a note naming the file (the lung model still runs)
+    weights.unlink()
+    summary = predict(root, tmp_path / "out3", models=[lung, infection], progress=False, report=False)
+    assert "infection" not in summary["models"]
+    assert any("infection model skipped" in n and str(weights) in n for n in summary["notes"])
 
 
 def test_infection_wiring_with_random_weights(tmp_path):
