@@ -146,7 +146,7 @@ def add_gate_command(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     )
     p.add_argument("rows_csv", metavar="ROWS_CSV")
     p.add_argument("classifier_predictions", metavar="CLASSIFIER_PREDICTIONS")
-    p.add_argument("--infected_class", default="COVID-19")
+    p.add_argument("--infected-class", default="COVID-19")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.0, 0.3, 0.5, 0.7])
     p.add_argument("--section", default="validation", help="the section both runs evaluated (named in the output)")
     p.add_argument("--out", default=None, help="also write the table to this JSON file")

@@ -8,7 +8,7 @@ from 83 MB to 42 MB) and loads into the float32 network unchanged: ``load_state_
 
 A network still over the repository's ~50 MB per-file limit in half precision (U²-Net full: 88 MB) is written
 as a sharded checkpoint when DST ends in ``.index.json`` (:mod:`monaicxr.io.checkpoints`; shards of at most
-``--max_shard_mb``), which the bundles load through :class:`monaicxr.handlers.ShardedCheckpointLoader`.
+``--max-shard-mb``), which the bundles load through :class:`monaicxr.handlers.ShardedCheckpointLoader`.
 
 Example::
 
@@ -25,16 +25,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from monaicxr.io.checkpoints import is_sharded, save_sharded
-from monaicxr.io.weights_card import card_path, fit_card_temperature, read_card, seal_card, write_input_card
-
 __all__ = ["add_commands", "half_precision"]
 
 
 def half_precision(obj):
     """``obj`` (a tensor, or dicts / lists of them, as a checkpoint holds) with float32/64 tensors as float16."""
+    import torch
+
     if isinstance(obj, torch.Tensor):
         return obj.half() if obj.is_floating_point() else obj
     if isinstance(obj, dict):
@@ -45,6 +42,11 @@ def half_precision(obj):
 
 
 def _cmd_shrink(args: argparse.Namespace) -> int:
+    import torch
+
+    from monaicxr.io.checkpoints import is_sharded, save_sharded
+    from monaicxr.io.weights_card import card_path, read_card, seal_card, write_input_card
+
     src, dst = Path(args.src), Path(args.dst)
     if not src.is_file():
         raise FileNotFoundError(f"{src}: no such checkpoint file")
@@ -72,6 +74,8 @@ def _cmd_shrink(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from monaicxr.io.weights_card import card_path, fit_card_temperature
+
     entry = fit_card_temperature(args.weights, args.eval_dir)
     print(
         f"{card_path(args.weights)}: temperature {entry['value']:.4f} from {entry['n_images']} validation images; "
@@ -88,12 +92,12 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         parents=[common],
         help="copy a checkpoint with its floating-point tensors in half precision",
         description="Copy SRC to DST with float tensors stored as float16 (they load into float32 networks). "
-        "A DST ending in .index.json writes a sharded checkpoint: that index plus shards of at most --max_shard_mb.",
+        "A DST ending in .index.json writes a sharded checkpoint: that index plus shards of at most --max-shard-mb.",
     )
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
     p.add_argument(
-        "--max_shard_mb", type=float, default=45.0, help="shard size limit for a DST ending in .index.json (MB)"
+        "--max-shard-mb", type=float, default=45.0, help="shard size limit for a DST ending in .index.json (MB)"
     )
     p.set_defaults(func=_cmd_shrink)
 

@@ -161,3 +161,14 @@ def test_phantoms(tmp_path, capsys):
         assert img.size == (64, 64)
     assert main(["detect", str(out)]) == 0
     assert capsys.readouterr().out.strip() == "covidqu_flat"
+
+
+def test_help_imports_neither_torch_nor_monai():
+    """``monaicxr --help`` stays fast (well under a second here) because building the parser imports no heavy
+    package: every command imports torch / MONAI inside its own function. Checked by module, not by time."""
+    import subprocess
+    import sys
+
+    code = "import sys, monaicxr.cli.main as m; m.build_parser(); print(sorted({'torch', 'monai'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -91,7 +91,7 @@ def test_loader_handler_reads_shards_and_single_files(tmp_path):
 def test_shrink_weights_cli_writes_shards(tmp_path, capsys):
     src = tmp_path / "model.pt"
     torch.save(_state(), src)
-    assert main(["shrink-weights", str(src), str(tmp_path / "out" / "u2.index.json"), "--max_shard_mb", "0.5"]) == 0
+    assert main(["shrink-weights", str(src), str(tmp_path / "out" / "u2.index.json"), "--max-shard-mb", "0.5"]) == 0
     out = capsys.readouterr().out
     shards = sorted((tmp_path / "out").glob("u2-*.pt"))
     assert len(shards) >= 3 and f"{len(shards)} shard(s)" in out
