@@ -139,4 +139,12 @@ SERVED_MODELS: tuple[ServedModel, ...] = (
     ),
     ServedModel(name="segmentation_lung_u2net", bundle="u2net", kind=SEGMENTATION, task="lung"),
     ServedModel(name="classification_covid", bundle="simple_cnn", kind=CLASSIFICATION),
+    ServedModel(
+        name="classification_covid_lungs",
+        bundle="efficientnet_lite0",
+        kind=CLASSIFICATION,
+        train_configs=("train.json", "label_train.json"),
+        description="COVID-19 / Non-COVID / Normal from the lungs alone: ImageNet EfficientNet-Lite0 on the lung box "
+        "cut out by the bundled lung U-Net, temperature-scaled (the weights card)",
+    ),
 )
