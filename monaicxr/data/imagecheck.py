@@ -19,7 +19,7 @@ Mask values are checked with ``mask_values="binary"`` (the default: ``{0, 255}``
 DICOM files (``.dcm``) are checked by reading their header with pydicom (``Rows`` and ``Columns`` give the
 size, ``PhotometricInterpretation`` the mode), then decoded by the reader: no pixel data, an unsupported
 photometric interpretation (YBR_*, PALETTE COLOR), several frames and truncated pixel data are reported.
-NIfTI files (``.nii``, ``.nii.gz``) are decoded by the reader only (a 2-D image or a single-slice volume).
+NIfTI (``.nii``, ``.nii.gz``), MetaImage (``.mha``) and NRRD (``.nrrd``) files are decoded by the reader only (a 2-D image or a single-slice volume).
 
 Example::
 
@@ -46,6 +46,7 @@ __all__ = [
     "PIL_SUFFIXES",
     "DICOM_SUFFIXES",
     "NIFTI_SUFFIXES",
+    "ITK_SUFFIXES",
     "IMAGE_SUFFIXES",
     "ImageInfo",
     "BadFileError",
@@ -74,7 +75,8 @@ logger = logging.getLogger(__name__)
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # TIFF: 16-bit and float radiographs
 DICOM_SUFFIXES = (".dcm",)
 NIFTI_SUFFIXES = (".nii", ".nii.gz")  # 2-D images and masks, decoded by the loader's reader only
-IMAGE_SUFFIXES = PIL_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES
+ITK_SUFFIXES = (".mha", ".nrrd")  # MetaImage and NRRD through ITK, likewise decoded by the loader's reader only
+IMAGE_SUFFIXES = PIL_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES + ITK_SUFFIXES
 
 # Operating-system litter that archives carry along; it is not part of any dataset and is ignored outright.
 _JUNK_NAMES = frozenset({".DS_Store", "__MACOSX", "Thumbs.db", "desktop.ini"})
@@ -182,7 +184,7 @@ def _check_image(path: str | Path, *, verify: bool = True) -> tuple[ImageInfo, n
         info = _check_dicom(path)
         arr, meta = _decode_as_loader(path)
         return _with_loader(info, meta), arr
-    if path.name.lower().endswith(NIFTI_SUFFIXES):
+    if path.name.lower().endswith(NIFTI_SUFFIXES + ITK_SUFFIXES):
         arr, meta = _decode_as_loader(path)
         info = ImageInfo(str(path), (int(arr.shape[1]), int(arr.shape[0])), str(meta["original_mode"]))
         return _with_loader(info, meta), arr

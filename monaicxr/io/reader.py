@@ -1,5 +1,6 @@
-"""A MONAI image reader for chest radiographs: PNG / JPEG / BMP / TIFF through PIL, DICOM through pydicom and
-NIfTI (``.nii``, ``.nii.gz``, a 2-D image or a single-slice volume) through nibabel.
+"""A MONAI image reader for chest radiographs: PNG / JPEG / BMP / TIFF through PIL, DICOM through pydicom,
+NIfTI (``.nii``, ``.nii.gz``, a 2-D image or a single-slice volume) through nibabel, and MetaImage / NRRD
+(``.mha``, ``.nrrd``, the formats 3D Slicer and ITK-SNAP save masks in) through ITK, with NIfTI's value rules.
 
 Written by hand because neither MONAI reader covers what a chest X-ray pipeline needs:
 
@@ -90,6 +91,7 @@ __all__ = [
     "PIL_SUFFIXES",
     "DICOM_SUFFIXES",
     "NIFTI_SUFFIXES",
+    "ITK_SUFFIXES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ logger = logging.getLogger(__name__)
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DICOM_SUFFIXES = (".dcm", ".dicom")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".mha", ".nrrd")  # single-file formats (a .mhd header names a separate .raw file)
 _EXPECTED = "a PNG, JPEG, BMP or TIFF image, a DICOM file or a 2-D NIfTI image"
 _NONE = "none"  # monai.utils.TraceKeys.NONE, MONAI's stand-in for None in metadata
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
@@ -278,6 +281,20 @@ def _read_nifti(path: Path, bit_depth: int | None = None, float_range: tuple[flo
             f"{path}: NIfTI image has shape {tuple(arr.shape)}; expected a 2-D image or a single-slice volume"
         )
     arr = arr.reshape(arr.shape[:2]).T  # stored (x, y) = (W, H)
+    zooms = img.header.get_zooms()[:2]
+    spacing = (zooms[1], zooms[0]) if len(zooms) == 2 else None  # [row, col] = [y, x]
+    return _volume_grey(path, arr, "NIfTI", spacing, bit_depth, float_range)
+
+
+def _volume_grey(
+    path: Path,
+    arr: np.ndarray,
+    fmt: str,
+    spacing: tuple[float, float] | None,
+    bit_depth: int | None,
+    float_range: tuple[float, float] | None,
+) -> _CXRImage:
+    """The grey-level rules shared by the formats that state no bit depth (NIfTI, MetaImage, NRRD)."""
     kind = arr.dtype.kind
     if kind == "f":
         arr, depth, rule = _float_depth(path, arr, float_range)
@@ -285,25 +302,51 @@ def _read_nifti(path: Path, bit_depth: int | None = None, float_range: tuple[flo
         if kind == "b" or int(arr.min(initial=0)) >= 0:
             depth, rule = 8, "dtype"
         else:
-            raise DatasetError(f"{path}: NIfTI int8 image has negative values; expected unsigned grey levels")
+            raise DatasetError(f"{path}: {fmt} int8 image has negative values; expected unsigned grey levels")
     else:
         lo, peak = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
         if (lo < 0 or peak > 65535) and bit_depth is None:
             raise DatasetError(
-                f"{path}: NIfTI {arr.dtype} image has values in [{lo:g}, {peak:g}], outside [0, 65535]; "
+                f"{path}: {fmt} {arr.dtype} image has values in [{lo:g}, {peak:g}], outside [0, 65535]; "
                 "pass bit_depth=... (or float_range for a scaled image) to read it anyway"
             )
         depth, rule = _least_depth(peak), "max value"
         if bit_depth is None:
-            logger.info("%s: NIfTI %s states no bit depth; %d bits from its maximum %g", path, arr.dtype, depth, peak)
+            logger.info("%s: %s %s states no bit depth; %d bits from its maximum %g", path, fmt, arr.dtype, depth, peak)
     if bit_depth is not None and kind != "f":
         depth, rule = int(bit_depth), "explicit"
     meta = _base_meta(path, *arr.shape)
-    meta.update({"bit_depth": depth, "bit_depth_rule": rule, "original_mode": str(arr.dtype), "format": "NIfTI"})
-    zooms = img.header.get_zooms()[:2]
-    if len(zooms) == 2 and all(math.isfinite(z) and z > 0 for z in zooms):
-        meta["pixel_spacing"] = np.asarray([zooms[1], zooms[0]], dtype=np.float64)  # [row, col] = [y, x]
+    meta.update({"bit_depth": depth, "bit_depth_rule": rule, "original_mode": str(arr.dtype), "format": fmt})
+    if spacing is not None and all(math.isfinite(float(z)) and float(z) > 0 for z in spacing):
+        meta["pixel_spacing"] = np.asarray([float(z) for z in spacing], dtype=np.float64)
     return _CXRImage(np.ascontiguousarray(arr, dtype=np.float32), meta)
+
+
+# ----------------------------------------------------------------------------------------- MetaImage, NRRD
+
+
+def is_itk_image(path: str | os.PathLike) -> bool:
+    """Whether ``path``'s name ends in ``.mha`` or ``.nrrd`` (any case): read through ITK."""
+    return Path(path).name.lower().endswith(ITK_SUFFIXES)
+
+
+def _read_itk(path: Path, bit_depth: int | None = None, float_range: tuple[float, float] | None = None) -> _CXRImage:
+    """MetaImage / NRRD through ITK (``itk.imread``): one grey component, 2-D or a single slice."""
+    import itk
+
+    try:
+        img = itk.imread(str(path))
+        arr = np.asarray(itk.array_from_image(img))
+        components = int(img.GetNumberOfComponentsPerPixel())
+        spacing = [float(v) for v in img.GetSpacing()]
+    except Exception as e:  # ITK raises RuntimeError for an unreadable or truncated file
+        raise DatasetError(f"{path}: cannot be read by ITK ({type(e).__name__}: {e}); expected {_EXPECTED}") from e
+    if components != 1 or arr.dtype.kind not in "biuf":
+        raise DatasetError(f"{path}: {components}-component {arr.dtype} pixels; expected one grey component")
+    if arr.ndim < 2 or any(n != 1 for n in arr.shape[:-2]):  # ITK arrays are (..., y, x)
+        raise DatasetError(f"{path}: ITK image has shape {tuple(arr.shape)}; expected a 2-D image or a single slice")
+    arr = arr.reshape(arr.shape[-2:])
+    return _volume_grey(path, arr, path.suffix.lstrip(".").upper(), (spacing[1], spacing[0]), bit_depth, float_range)
 
 
 # --------------------------------------------------------------------------------------------------- DICOM
@@ -533,7 +576,7 @@ class CXRImageReader(ImageReader):
         for name in ensure_tuple(filename):
             path = Path(name)
             suffix = path.suffix.lower()
-            if suffix in PIL_SUFFIXES or suffix in DICOM_SUFFIXES or is_nifti(path):
+            if suffix in PIL_SUFFIXES or suffix in DICOM_SUFFIXES or is_nifti(path) or is_itk_image(path):
                 continue
             if suffix == "" and _has_dicm_preamble(path):
                 continue
@@ -566,6 +609,8 @@ class CXRImageReader(ImageReader):
         suffix = path.suffix.lower()
         if is_nifti(path):
             return _read_nifti(path, self.bit_depth, self.float_range)
+        if is_itk_image(path):
+            return _read_itk(path, self.bit_depth, self.float_range)
         if suffix in DICOM_SUFFIXES or _has_dicm_preamble(path):
             return _read_dicom(path, self.invert_monochrome1, self.apply_voi)
         if suffix in PIL_SUFFIXES:
