@@ -242,12 +242,19 @@ BAD_DATALISTS = {
 
 @pytest.mark.parametrize("case", list(BAD_DATALISTS))
 def test_bad_classification_data_stops_before_training(tmp_path, case):
-    """The images do not even exist: the check runs before any image is loaded or the network is built."""
+    """The check runs before any image is loaded for training or the network is built (the images are tiny
+    real PNGs: the datalist's files are decoded once first, and missing ones would be left out)."""
+    from PIL import Image
+
     sections, expected = BAD_DATALISTS[case]
     datalist = {"classes": CLASSES, "test": []}
     for section, labels in sections.items():
         prefix = "train" if section == "training" else "val"
-        datalist[section] = [{"image": f"/nowhere/{prefix}_{i}.png", "class_index": c} for i, c in enumerate(labels)]
+        datalist[section] = []
+        for i, c in enumerate(labels):
+            image = tmp_path / f"{prefix}_{i}.png"
+            Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(image)
+            datalist[section].append({"image": str(image), "class_index": c})
     path = tmp_path / "datalist.json"
     path.write_text(json.dumps(datalist))
     wf = _workflow(tmp_path / "out", datalist_file=str(path), num_epochs=1)
@@ -258,15 +265,18 @@ def test_bad_classification_data_stops_before_training(tmp_path, case):
 
 
 def test_image_failing_to_load_mid_epoch_is_named(trained, tmp_path):
-    """Without caching, images load during the epoch; a damaged one stops training with its path."""
+    """Without caching, images load during the epoch; one damaged after the datalist was checked (the check
+    decodes every file once and leaves bad ones out) stops training with its path."""
     listed = json.loads((trained / "datalist.json").read_text())
     damaged = tmp_path / "damaged.png"
     good = Path(listed["training"][0]["image"]).read_bytes()
-    damaged.write_bytes(good[: len(good) // 2])
+    damaged.write_bytes(good)
     listed["training"].append({"image": str(damaged), "class_index": 0})
     path = tmp_path / "datalist.json"
     path.write_text(json.dumps(listed))
     wf = _workflow(tmp_path / "out", datalist_file=str(path), num_epochs=1, cache_rate=0.0)
+    assert any(i["image"] == str(damaged) for i in wf.parser.get_parsed_content("data")["training"])
+    damaged.write_bytes(good[: len(good) // 2])  # damaged between the check and the epoch
     with pytest.raises(Exception) as info:
         wf.run()
     assert f"{damaged}: cannot be read as an image" in _messages(info.value)
