@@ -16,7 +16,7 @@ from .infection import InfectionSummary
 from .overlay import OverlaySaver
 from .rows import RowsCSVWriter
 from .summary import EvaluationSummary, RunSummary, SectionMetricNames, section_metric_name
-from .training import NonFiniteGuard, TimeBudget, TrainingState
+from .training import LearningRateWriter, NonFiniteGuard, TimeBudget, TrainingState
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -25,6 +25,7 @@ __all__ = [
     "ClassificationReportHandler",
     "EvaluationSummary",
     "InfectionSummary",
+    "LearningRateWriter",
     "NonFiniteGuard",
     "OverlaySaver",
     "ResumeCheckpointLoader",

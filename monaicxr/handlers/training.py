@@ -26,7 +26,7 @@ from ignite.engine import Engine, Events
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys
 
-__all__ = ["NonFiniteGuard", "TimeBudget", "TrainingState"]
+__all__ = ["LearningRateWriter", "NonFiniteGuard", "TimeBudget", "TrainingState"]
 
 logger = logging.getLogger(__name__)
 
@@ -326,3 +326,31 @@ class TimeBudget:
             f"to epoch {engine.state.max_epochs}."
         )
         engine.terminate()
+
+
+class LearningRateWriter:
+    """Write the optimizer's learning rate (each parameter group) to TensorBoard after every epoch.
+
+    MONAI's ``TensorBoardStatsHandler`` writes the loss and the metrics, not the learning rate that
+    ``ReduceLROnPlateau`` lowers; a run whose validation curve flattens is read next to this one.
+
+    Args:
+        summary_writer: the run's ``torch.utils.tensorboard.SummaryWriter`` (one writer per run).
+        optimizer: the trainer's optimizer.
+        tag: the scalar's name; ``<tag>/group<i>`` when there are several parameter groups.
+    """
+
+    def __init__(self, summary_writer, optimizer, tag: str = "learning_rate") -> None:
+        self.summary_writer, self.optimizer, self.tag = summary_writer, optimizer, tag
+
+    def attach(self, engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine) -> None:
+        groups = self.optimizer.param_groups
+        for i, group in enumerate(groups):
+            tag = self.tag if len(groups) == 1 else f"{self.tag}/group{i}"
+            self.summary_writer.add_scalar(tag, float(group["lr"]), engine.state.epoch)
+        self.summary_writer.flush()

@@ -51,6 +51,23 @@ def trained(tmp_path_factory) -> Path:
     return out
 
 
+def test_one_tensorboard_writer_with_loss_metrics_and_learning_rate(trained):
+    """One event file per run (one SummaryWriter shared by every handler), holding the training loss, the
+    validation metrics, the classification scalars and the learning rate of every epoch."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = list((trained / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1, events
+    acc = EventAccumulator(str(events[0]))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train_loss", "val_accuracy", "val_loss", "classification/accuracy"} <= tags, tags
+    # the recipe's optimizer has two parameter groups (L2 on the conv kernels only): one curve each
+    assert {"learning_rate/group0", "learning_rate/group1"} <= tags, tags
+    assert [e.step for e in acc.Scalars("learning_rate/group0")] == [1, 2]
+    assert acc.Scalars("learning_rate/group0")[0].value == pytest.approx(1e-3)
+
+
 def test_train_writes_model_summary_and_report(trained):
     summary = json.loads((trained / "summary.json").read_text())
     assert summary["epochs_completed"] == 2
