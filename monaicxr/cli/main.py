@@ -35,7 +35,7 @@ from monaicxr.cli.segment_classify import add_commands as add_segment_classify_c
 from monaicxr.cli.summarize import add_commands as add_summarize_commands
 from monaicxr.cli.summarize import add_gate_command
 from monaicxr.cli.weights import add_commands as add_weights_commands
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 from monaicxr.data.registry import INDEXERS, detect_layout, index_dataset
 
 __all__ = ["main", "build_parser"]

@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 
 __all__ = ["VARIANTS", "predict_lungs", "subsample_datalist", "compare_masking", "masking_table", "add_commands"]
 

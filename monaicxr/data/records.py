@@ -32,13 +32,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .errors import DatasetError
+
 __all__ = ["CXRRecord", "SkippedItem", "IndexResult", "DatasetError", "write_datalist", "load_datalist"]
 
 SPLITS = ("train", "val", "test")
-
-
-class DatasetError(ValueError):
-    """Bad input at the dataset boundary: the message names the file or folder and what was expected."""
 
 
 @dataclass(frozen=True)

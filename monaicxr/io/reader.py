@@ -80,7 +80,7 @@ import numpy as np
 from monai.data import ImageReader
 from monai.utils import MetaKeys, ensure_tuple
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 
 __all__ = [
     "CXRImageReader",

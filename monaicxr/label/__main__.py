@@ -7,7 +7,7 @@ Usage::
 
 ``STUDIES`` is a folder of PNG / JPEG / DICOM files (MONAI Label keeps its labels in ``STUDIES/labels/`` and
 this app its fine-tuned models in ``STUDIES/.monaicxr_label/``), or a DICOMweb URL. ``--conf`` keys are listed
-in :mod:`monaicxr.label.app`. This does what ``monailabel start_server`` does (MONAI Label's settings as
+in :mod:`monaicxr.label.cxr_app`. This does what ``monailabel start_server`` does (MONAI Label's settings as
 environment variables, then uvicorn), with this package's app folder and ASGI app, and without creating
 folders inside the installed package.
 

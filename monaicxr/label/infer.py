@@ -34,7 +34,7 @@ from monai.bundle import ConfigParser
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 from monaicxr.io import read_cxr
 from monaicxr.io.weights_card import card_temperature, check_input
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 
 __all__ = ["ServedModel", "SERVED_MODELS", "served_models", "bundle_labels", "default_bundles_dir", "split_label"]
 

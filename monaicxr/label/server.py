@@ -46,7 +46,7 @@ from monailabel.interfaces.exception import (  # noqa: E402
     MONAILabelException,
 )
 
-from monaicxr.data.records import DatasetError  # noqa: E402
+from monaicxr.data.errors import DatasetError  # noqa: E402
 from monaicxr.label import routes  # noqa: E402
 from monaicxr.label.guard import (  # noqa: E402
     GuardMiddleware,

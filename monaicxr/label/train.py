@@ -28,7 +28,7 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.tasks.train.bundle import BundleConstants, BundleTrainTask
 from PIL import Image
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 from monaicxr.io import read_cxr
 
 from .infer import checkpoint_paths

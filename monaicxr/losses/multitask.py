@@ -23,7 +23,7 @@ from monai.engines.utils import PrepareBatch
 from monai.utils import CommonKeys
 from torch import nn
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 
 __all__ = ["MultitaskLoss", "MultitaskPrepareBatch", "require_class_names"]
 

@@ -28,7 +28,7 @@ from monai.config import NdarrayOrTensor
 from monai.utils import convert_to_numpy
 from skimage.measure import label as cc_label
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 
 __all__ = ["GRADES", "SIDES", "check_binary", "format_severity", "infection_fraction", "severity_grade", "split_lungs"]
 

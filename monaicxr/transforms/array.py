@@ -16,7 +16,7 @@ from monai.data import MetaTensor
 from monai.transforms import Transform
 from monai.utils import convert_to_tensor
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 
 __all__ = ["ScaleByBitDepth", "BinarizeMask", "ThreeLevelLabel", "SnapToLevels", "LevelsToValues", "ExcludeIgnored"]
 

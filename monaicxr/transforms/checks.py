@@ -21,7 +21,7 @@ import torch
 from monai.transforms import MapTransform
 from monai.utils import convert_to_tensor
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 
 __all__ = ["SegInputCheckd", "INPUT_POLICIES"]
 

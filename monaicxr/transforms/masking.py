@@ -38,7 +38,7 @@ from monai.transforms import LoadImaged, MapTransform, Resize, Transform
 from monai.utils import convert_to_tensor
 from skimage.morphology import dilation, disk
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 
 from .array import BinarizeMask
 

@@ -27,7 +27,7 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import FillHoles, KeepLargestConnectedComponent, MapTransform, Transform
 from monai.utils import convert_to_tensor
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 from monaicxr.metrics.severity import infection_fraction, severity_grade
 
 __all__ = [

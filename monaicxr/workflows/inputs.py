@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 
 __all__ = [
     "FLAT_RANGE",

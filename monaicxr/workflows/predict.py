@@ -68,7 +68,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monaicxr.data.records import DatasetError
+from monaicxr.data.errors import DatasetError
 from monaicxr.io.weights_card import card_path, card_temperature, check_input
 from monaicxr.workflows.inputs import GENERATOR, apply_exif_orientation, find_inputs, input_warnings, read_input
 from monaicxr.workflows.ood import frontal_cxr_check

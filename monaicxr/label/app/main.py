@@ -9,4 +9,4 @@ from monaicxr.label.compat import prepare_monailabel_imports
 
 prepare_monailabel_imports()
 
-from monaicxr.label.app import CXRLabelApp  # noqa: E402,F401
+from monaicxr.label.cxr_app import CXRLabelApp  # noqa: E402,F401
