@@ -166,11 +166,16 @@ def _train_subset(content: dict, max_train_items: int | None, seed: int, output_
     return content
 
 
-def stratified_subset(items: list[dict], n: int, seed: int = 0) -> list[dict]:
-    """A seeded subset of ``n`` datalist items keeping each ``class_name``'s share (largest remainders).
+def stratified_subset(
+    items: list[dict], n: int, seed: int = 0, key: str = "class_name", min_per_class: int = 0
+) -> list[dict]:
+    """A seeded subset of ``n`` datalist items keeping each class's share (largest remainders).
 
     Written by hand: a few lines, and neither MONAI nor the runtime dependencies have a stratified sampler over
-    dicts. Items without a class count as one class. The order of the kept items is their original order.
+    dicts. ``key`` names the class of an item; items without one count as one class. With ``min_per_class``
+    every class keeps at least that many items (taken from the largest quotas) where ``n`` leaves room, so a
+    small validation section still has every class. The order of the kept items is their original order. The
+    one subsampling helper of the package (``max_train_items`` and ``monaicxr compare-masking --max_items``).
 
     Raises:
         ValueError: for ``n < 1``.
@@ -181,11 +186,16 @@ def stratified_subset(items: list[dict], n: int, seed: int = 0) -> list[dict]:
         return list(items)
     by_class: dict[str, list[int]] = {}
     for i, item in enumerate(items):
-        by_class.setdefault(str(item.get("class_name")), []).append(i)
+        by_class.setdefault(str(item.get(key)), []).append(i)
     quotas = {c: n * len(idx) / len(items) for c, idx in by_class.items()}
     counts = {c: int(q) for c, q in quotas.items()}
     for c in sorted(quotas, key=lambda c: (counts[c] - quotas[c], c))[: n - sum(counts.values())]:
         counts[c] += 1
+    if min_per_class and n >= min_per_class * len(counts):
+        for c in sorted(c for c in counts if counts[c] < min_per_class):
+            while counts[c] < min(min_per_class, len(by_class[c])):
+                counts[max(counts, key=lambda k: (counts[k], k))] -= 1
+                counts[c] += 1
     rng = np.random.default_rng(seed)
     kept: list[int] = []
     for c, idx in sorted(by_class.items()):

@@ -1,4 +1,4 @@
-"""Tests for monaicxr.cli.segment_classify and the simple_cnn lung_masked overlay, on SYNTHETIC phantoms.
+"""Tests for monaicxr.workflows.segment_classify (and its commands) and the simple_cnn lung_masked overlay, on SYNTHETIC phantoms.
 
 predict-lungs runs the committed bundles/unet weights (trained on real radiographs at 256 x 256; they find the
 phantoms' lungs too). The comparison runs in-process with a tiny SimpleCNN at 32 x 32 for one epoch; the runner
@@ -22,7 +22,7 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from monaicxr.cli.main import main
-from monaicxr.cli.segment_classify import VARIANTS, _check_mask, predict_lungs, subsample_datalist
+from monaicxr.workflows.segment_classify import VARIANTS, _check_mask, predict_lungs, subsample_datalist
 from monaicxr.data.prepare import prepare_datalist
 from monaicxr.data.synthetic import write_phantom_dataset
 
