@@ -22,9 +22,9 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from monaicxr.cli.main import main
-from monaicxr.workflows.segment_classify import VARIANTS, _check_mask, predict_lungs, subsample_datalist
 from monaicxr.data.prepare import prepare_datalist
 from monaicxr.data.synthetic import write_phantom_dataset
+from monaicxr.workflows.segment_classify import VARIANTS, _check_mask, predict_lungs, subsample_datalist
 
 REPO = Path(__file__).resolve().parents[2]
 UNET = REPO / "bundles" / "unet"
