@@ -41,6 +41,7 @@ from monaicxr.data.registry import detect_layout, index_dataset
 from monaicxr.io import CheckpointError, load_checkpoint
 from monaicxr.transforms import BinarizeMaskd, LoadCXRImaged, ScaleByBitDepthd
 from monaicxr.workflows.inputs import read_input
+from tests.dicom_files import write_dicom
 
 S = 32  # side of the corpus images: above predict's MIN_SIDE
 
@@ -72,34 +73,8 @@ def _frames(path: Path) -> Path:
 
 
 def _dicom(path: Path, pixels: np.ndarray | None, pi: str = "MONOCHROME2", bits: int = 12, **tags) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = S, S
-    ds.SamplesPerPixel = int(tags.pop("samples", 1))
-    if ds.SamplesPerPixel == 3:
-        ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = pi
-    ds.BitsAllocated = 16 if bits > 8 else 8
-    ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    for k, v in tags.items():
-        setattr(ds, k, v)
-    if pixels is not None:
-        ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    tags.pop("samples", None)  # follows the pixels' shape
+    return write_dicom(path, pixels, photometric=pi, bits_stored=bits, modality="DX", shape=(S, S), **tags)
 
 
 RAMP12 = np.arange(S * S, dtype=np.uint16).reshape(S, S) * 4  # 0 .. 4092

@@ -13,6 +13,7 @@ from PIL import Image
 
 from monaicxr.data.records import DatasetError
 from monaicxr.io.reader import CXRImageReader, read_cxr
+from tests.dicom_files import write_dicom
 
 H, W = 5, 7  # H != W, so a transposed read cannot pass
 DICOM_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dicom"
@@ -172,30 +173,7 @@ def test_dicom_without_inversion(name):
 
 
 def _write_dicom(path: Path, pixels: np.ndarray, pi: str, bits_stored: int) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CR"
-    ds.Rows, ds.Columns = pixels.shape[:2]
-    ds.SamplesPerPixel = 3 if pixels.ndim == 3 else 1
-    if pixels.ndim == 3:
-        ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = pi
-    ds.BitsAllocated = pixels.dtype.itemsize * 8
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_dicom(path, pixels, photometric=pi, bits_stored=bits_stored)
 
 
 STORED12 = (np.arange(H * W).reshape(H, W) * 117).astype(np.uint16)  # max 3978 <= 4095

@@ -12,36 +12,15 @@ import pytest
 from pydicom.uid import SegmentationStorage
 
 from monaicxr.io.dicom_seg import DicomSegError, write_dicom_seg
+from tests.dicom_files import write_dicom
 
 DICOM_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dicom"
 
 
 def write_cr(path: Path, shape: tuple[int, int] = (60, 50), *, patient_id: str | None = "P001") -> Path:
     """A small 8-bit MONOCHROME2 CR image with the study / series / patient identification a PACS file has."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ComputedRadiographyImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    if patient_id is not None:
-        ds.PatientID = patient_id
-    ds.PatientName, ds.PatientBirthDate, ds.PatientSex = "Test^Phantom", "19700101", "O"
-    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20240101", "120000", "1", "A1"
-    ds.ReferringPhysicianName = ""
-    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CR", 1, 1
-    ds.PatientOrientation = ["L", "F"]
-    ds.Rows, ds.Columns = shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = (np.arange(shape[0] * shape[1]) % 256).astype(np.uint8).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    pixels = (np.arange(shape[0] * shape[1]) % 256).astype(np.uint8).reshape(shape)
+    return write_dicom(path, pixels, pacs=True, patient_id=patient_id)
 
 
 def _masks(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ from monaicxr.workflows.predict import (
     predict,
     resolve_bundle,
 )
+from tests.dicom_files import write_dicom
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["COVID-19", "Non-COVID", "Normal"]
@@ -60,23 +61,7 @@ def _phantom(seed: int, kind: str, size: tuple[int, int] | None = None) -> Image
 
 
 def _write_dicom(path: Path, pixels: np.ndarray) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CR"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    write_dicom(path, np.asarray(pixels, dtype=np.uint8))
 
 
 def write_inputs(root: Path) -> Path:

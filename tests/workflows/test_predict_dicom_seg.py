@@ -16,38 +16,13 @@ from PIL import Image
 
 from monaicxr.data.synthetic import make_phantom
 from monaicxr.workflows.predict import predict
+from tests.dicom_files import write_dicom
 
 DICOM_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dicom"
 
 
 def _write_cr(path: Path, pixels: np.ndarray, *, patient_id: str | None) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ComputedRadiographyImageStorage, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    if patient_id is not None:
-        ds.PatientID = patient_id
-    ds.PatientName, ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = (
-        "Test^Phantom",
-        "20240101",
-        "1200",
-        "1",
-        "",
-    )
-    ds.PatientBirthDate, ds.PatientSex, ds.ReferringPhysicianName = "", "", ""
-    ds.Modality, ds.SeriesNumber, ds.InstanceNumber, ds.PatientOrientation = "CR", 1, 1, ["L", "F"]
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_dicom(path, np.asarray(pixels, dtype=np.uint8), pacs=True, patient_id=patient_id)
 
 
 def _rows(out: Path) -> dict[str, dict]:
