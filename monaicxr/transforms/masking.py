@@ -185,6 +185,16 @@ class MaskImage(Transform):
         return t
 
 
+def _require_mask(d: Mapping, mask_key: str, image) -> None:
+    """Refuse an item whose mask is missing or was never loaded (still a path), naming the image."""
+    if mask_key not in d or isinstance(d[mask_key], str):
+        state = "missing" if mask_key not in d else f"not loaded ({d[mask_key]!r})"
+        raise DatasetError(
+            f"{_name(image)}: mask key {mask_key!r} is {state}; every item needs a loaded lung mask "
+            "(monaicxr predict-lungs writes a datalist with one per item)"
+        )
+
+
 class MaskImaged(MapTransform):
     """Dictionary twin of :class:`MaskImage`: each key in ``keys`` is masked with ``d[mask_key]``.
 
@@ -219,12 +229,7 @@ class MaskImaged(MapTransform):
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            if self.mask_key not in d or isinstance(d[self.mask_key], str):
-                state = "missing" if self.mask_key not in d else f"not loaded ({d[self.mask_key]!r})"
-                raise DatasetError(
-                    f"{_name(d[key])}: mask key {self.mask_key!r} is {state}; every item needs a loaded lung mask "
-                    "(monaicxr predict-lungs writes a datalist with one per item)"
-                )
+            _require_mask(d, self.mask_key, d[key])
             d[key] = self.inner(d[key], d[self.mask_key])
         return d
 
@@ -315,12 +320,7 @@ class LungInputd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             img = convert_to_tensor(d[key], track_meta=True)
-            if self.lung_key not in d or isinstance(d[self.lung_key], str):
-                state = "missing" if self.lung_key not in d else f"not loaded ({d[self.lung_key]!r})"
-                raise DatasetError(
-                    f"{_name(img)}: lung mask key {self.lung_key!r} is {state}; lung-cropped input needs a lung "
-                    "mask per film (monaicxr predict-lungs writes a datalist with one per item)"
-                )
+            _require_mask(d, self.lung_key, img)
             where = f"{_name(img)} (mask {_name(d[self.lung_key])})"
             keep = self._checker._mask_for(img, d[self.lung_key], where)
             if self.mode in ("crop", "crop_mask"):

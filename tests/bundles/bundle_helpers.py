@@ -87,3 +87,13 @@ UNET_TINY = {
     "show_progress": False,
     "max_overlays": 2,
 }
+
+
+def classification_phantoms(out: Path) -> Path:
+    """One phantom datalist for the classifier bundles (4 per class, split 2 / 1 / 1): its path."""
+    from monaicxr.data.prepare import prepare_datalist
+
+    prepare_datalist(
+        str(out), task="classification", split_mode="ratios", ratios=(0.5, 0.25, 0.25), synthetic_per_class=4
+    )
+    return out / "datalist.json"

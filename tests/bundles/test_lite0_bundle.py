@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_helpers import error_messages, make_workflow, run_workflow
+from bundle_helpers import classification_phantoms, error_messages, make_workflow, run_workflow
 
 from monaicxr.io.weights_card import CardError, card_path, fit_card_temperature, read_card
 
@@ -34,13 +34,8 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory) -> Path:
-    from monaicxr.data.prepare import prepare_datalist
-
-    out = tmp_path_factory.mktemp("lite0_phantoms")
-    prepare_datalist(
-        str(out), task="classification", split_mode="ratios", ratios=(0.5, 0.25, 0.25), synthetic_per_class=4
-    )
-    return out / "datalist.json"
+    """One phantom datalist (4 per class, split 2 / 1 / 1) shared by the tests of this file."""
+    return classification_phantoms(tmp_path_factory.mktemp("lite0_phantoms"))
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def test_empty_mask_is_an_error_naming_both_files_or_passes():
 def test_missing_or_bad_mask_is_refused():
     d = _item()
     del d["lung"]
-    with pytest.raises(DatasetError, match="film.png: lung mask key 'lung' is missing"):
+    with pytest.raises(DatasetError, match="film.png: mask key 'lung' is missing"):
         LungInputd()(d)
     d = _item()
     d["lung"][0, 0, 0] = 7
