@@ -31,6 +31,7 @@ from monaicxr.workflows.predict import (
     resolve_bundle,
 )
 from tests.dicom_files import write_dicom
+from tests.workflows.stand_ins import random_3level_model, unet_bundle_copy
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["COVID-19", "Non-COVID", "Normal"]
@@ -212,11 +213,7 @@ def test_exif_orientation_like_pil(tmp_path, orientation):
     assert got.shape[::-1] == expected_size
 
 
-def _bundle_copy(tmp_path: Path) -> Path:
-    copy = tmp_path / "unet_copy"
-    shutil.copytree(REPO / "bundles/unet/configs", copy / "configs")
-    (copy / "models").mkdir()
-    return copy
+_bundle_copy = unet_bundle_copy
 
 
 def test_missing_weights_error_before_work(tmp_path):
@@ -290,14 +287,8 @@ def test_infection_overlay_keeps_infection_inside_the_lung_model_lungs(tmp_path)
 
 
 def test_infection_wiring_with_random_weights(tmp_path):
-    from monai.bundle import ConfigParser
 
-    copy = _bundle_copy(tmp_path)
-    parser = ConfigParser()
-    parser.read_config(str(copy / "configs/inference.json"))
-    torch.manual_seed(0)
-    torch.save(parser.get_parsed_content("network_def").state_dict(), copy / "models/model_3level.pt")
-    spec = ModelSpec("infection", str(copy), overlay="configs/task_3level.json", weights="models/model_3level.pt")
+    spec = random_3level_model(tmp_path)
     root = tmp_path / "in"
     root.mkdir()
     _phantom(8, "covid", (300, 260)).save(root / "covid.png")

@@ -80,22 +80,9 @@ def test_real_dicom_radiographs(tmp_path):
 
 def test_seg_holds_the_infection_segment_when_the_infection_model_runs(tmp_path):
     """A 3-level model of random weights in a copy of the unet bundle: the wiring (two segments), not a model."""
-    import shutil
+    from tests.workflows.stand_ins import random_3level_model
 
-    import torch
-    from monai.bundle import ConfigParser
-
-    from monaicxr.workflows.predict import ModelSpec
-
-    repo = Path(__file__).resolve().parents[2]
-    copy = tmp_path / "unet_copy"
-    shutil.copytree(repo / "bundles/unet/configs", copy / "configs")
-    (copy / "models").mkdir()
-    parser = ConfigParser()
-    parser.read_config(str(copy / "configs/inference.json"))
-    torch.manual_seed(0)
-    torch.save(parser.get_parsed_content("network_def").state_dict(), copy / "models/model_3level.pt")
-    spec = ModelSpec("infection", str(copy), overlay="configs/task_3level.json", weights="models/model_3level.pt")
+    spec = random_3level_model(tmp_path)
     root = tmp_path / "in"
     root.mkdir()
     pixels = np.asarray(Image.fromarray(make_phantom(1, size=128, kind="covid").image))
