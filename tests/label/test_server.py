@@ -37,7 +37,8 @@ pydicom = pytest.importorskip("pydicom")
 
 pytestmark = pytest.mark.label
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data"
 COVIDQU = DATA / "covidqu_infection"
 DICOM_DIR = DATA / "dicom"
 HAVE_DATA = (COVIDQU / "manifest.csv").is_file() and DICOM_DIR.is_dir()
@@ -191,6 +192,24 @@ def test_infer_classifier_returns_class_scores(server):
     assert [p["label"] for p in prediction] == ["COVID-19", "Non-COVID", "Normal"]
     scores = np.array([p["score"] for p in prediction])
     assert np.all(scores >= 0) and abs(scores.sum() - 1) < 1e-4
+
+
+@needs_data
+@pytest.mark.skipif(
+    not (REPO / "bundles/efficientnet_lite0/models/model.pt").is_file(), reason="the Lite0 weights are not shipped"
+)
+def test_infer_lung_cropped_classifier_uses_its_card(server):
+    """The lung-cropped classifier cuts the lungs itself and applies the temperature of its weights card."""
+    from monaicxr.io.weights_card import card_temperature
+
+    image_id = Path(server.studies["first_image"]).stem
+    r = server.post(f"/infer/classification_covid_lungs?image={image_id}")
+    assert r.status_code == 200, r.text
+    prediction = r.json()["prediction"]
+    assert [p["label"] for p in prediction] == ["COVID-19", "Non-COVID", "Normal"]
+    scores = np.array([p["score"] for p in prediction])
+    assert np.all(scores >= 0) and abs(scores.sum() - 1) < 1e-4
+    assert card_temperature(REPO / "bundles/efficientnet_lite0/models/model.pt") is not None
 
 
 def _render_monochrome1(stored: np.ndarray) -> bytes:
