@@ -580,5 +580,5 @@ DEFAULT_MODELS: dict[str, ModelSpec] = {
         weights="models/model_infection.pt",
         optional=True,
     ),
-    "classifier": ModelSpec(role="classifier", bundle="bundles/simple_cnn"),
+    "classifier": ModelSpec(role="classifier", bundle="bundles/efficientnet_lite0"),
 }

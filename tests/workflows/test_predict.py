@@ -1,6 +1,6 @@
 """Tests for monaicxr.workflows.predict and monaicxr.io.html_report, end to end on SYNTHETIC phantoms.
 
-The lung and classifier models are the committed ``bundles/unet`` and ``bundles/simple_cnn`` weights. One run over
+The lung and classifier models are the committed ``bundles/unet`` and ``bundles/efficientnet_lite0`` weights. One run over
 a folder of good, odd and broken files (class sub-folders, a non-square PNG, an EXIF-rotated JPEG, a DICOM file)
 is shared by most tests. The infection paths are checked with stand-in weights in a temporary copy of the unet
 bundle (the default task-infection overlay, and a 3-level BasicUNet of random weights): they test the wiring
@@ -10,6 +10,7 @@ bundle (the default task-infection overlay, and a 3-level BasicUNet of random we
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -115,7 +116,7 @@ def test_csv_columns_and_rows(run):
         probs = [float(r[f"p_{c}"]) for c in CLASSES]
         assert sum(probs) == pytest.approx(1.0, abs=1e-3)
         assert r["predicted_class"] == CLASSES[int(np.argmax(probs))]
-        assert r["calibration"] == "uncalibrated"  # simple_cnn ships no weights card with a temperature
+        assert r["calibration"].startswith("temperature ") and r["calibration"].endswith("(model.json)")
         assert 0.0 <= float(r["lung_area_fraction"]) <= 1.0
         for key in ("lung_mask", "overlay", "gradcam"):
             assert (out / r[key]).is_file(), (name, key)
@@ -152,13 +153,21 @@ def test_masks_at_native_size_and_warnings(run):
             assert r["warnings"] == "", (name, r["warnings"])
 
 
-def test_infection_skipped_with_a_note(run):
+def test_infection_runs_by_default_and_is_skipped_with_a_note_without_weights(run, tmp_path):
     summary, rows, _, _ = run
-    if (REPO / "bundles/unet" / DEFAULT_MODELS["infection"].weights).is_file():
-        pytest.skip("the unet bundle now ships infection weights")
-    assert any("infection model skipped" in n and "model_infection.pt" in n for n in summary["notes"])
-    assert "infection" not in summary["models"]
-    assert all(r["infection_mask"] == "" and r["severity_total"] == "" for r in rows.values())
+    assert (REPO / "bundles/unet" / DEFAULT_MODELS["infection"].weights).is_file()  # shipped: it ran
+    assert summary["models"]["infection"]["overlay"] == "configs/task_infection.json"
+    assert all(r["infection_mask"] for r in rows.values() if r["status"] == "predicted")
+    # the same optional model in a bundle without its weights file: skipped with a note, nothing else changes
+    copy = unet_bundle_copy(tmp_path)
+    shutil.copy(REPO / "bundles/unet/models/model.pt", copy / "models/model.pt")
+    spec = dataclasses.replace(DEFAULT_MODELS["infection"], bundle=str(copy))
+    films = tmp_path / "films"
+    films.mkdir()
+    _phantom(4, "covid").save(films / "covid.png")
+    alone = predict(films, tmp_path / "out", models=[ModelSpec("lung", str(copy)), spec], progress=False)
+    assert any("infection model skipped" in n and "model_infection.pt" in n for n in alone["notes"])
+    assert "infection" not in alone["models"] and alone["n_predicted"] == 1
 
 
 def test_report_html(run):
