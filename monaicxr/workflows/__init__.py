@@ -1,7 +1,6 @@
-"""End-to-end workflows over the bundles: plain functions that the ``monaicxr`` sub-commands call."""
+"""End-to-end workflows over the bundles: plain functions that the ``monaicxr`` sub-commands call.
 
-from __future__ import annotations
-
-from .predict import DEFAULT_MODELS, ModelSpec, predict
-
-__all__ = ["DEFAULT_MODELS", "ModelSpec", "predict"]
+Import them from their modules (``monaicxr.workflows.predict.predict``, ``monaicxr.workflows.bundles``,
+``monaicxr.workflows.segment_classify``): the package itself imports nothing, so that a light workflow module or
+the CLI's parser does not pull in torch.
+"""
