@@ -196,7 +196,7 @@ def gate_rows(rows: list[dict], p_infected: dict[str, float], threshold: float =
     """
     missing = [r["image"] for r in rows if r["image"] not in p_infected]
     if missing:
-        raise KeyError(f"the gate has no probability for {len(missing)} of {len(rows)} images, e.g. {missing[0]}")
+        raise ValueError(f"the gate has no probability for {len(missing)} of {len(rows)} images, e.g. {missing[0]}")
     out = []
     for r in rows:
         g = dict(r)

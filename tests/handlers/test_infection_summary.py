@@ -86,7 +86,7 @@ def test_gate_empties_films_the_classifier_calls_clean(tmp_path):
     gated = summarize_infection_rows(gate_rows(rows, {"f0.png": 0.9, "f1.png": 0.2}, 0.5))
     assert gated["false_positive_share"] == 0.0 and gated["dice_infected_mean"] == 1.0
     assert summarize_infection_rows(gate_rows(rows, {"f0.png": 0.4, "f1.png": 0.2}, 0.5))["dice_infected_mean"] == 0.0
-    with pytest.raises(KeyError, match="no probability for 1 of 2 images"):
+    with pytest.raises(ValueError, match="no probability for 1 of 2 images"):
         gate_rows(rows, {"f0.png": 0.9}, 0.5)
     preds = tmp_path / "predictions.csv"
     preds.write_text("image,true,pred,p_COVID-19,p_Non-COVID,p_Normal\nf0.png,COVID-19,COVID-19,0.9,0.05,0.05\n"
@@ -95,6 +95,9 @@ def test_gate_empties_films_the_classifier_calls_clean(tmp_path):
                  "--out", str(tmp_path / "g.json")]) == 0  # fmt: skip
     table = json.loads((tmp_path / "g.json").read_text())
     assert [t["false_positive_share"] for t in table] == [1.0, 0.0]
+    # a classifier file that misses a film: a one-line error (exit 2), not a traceback or a silent pass
+    preds.write_text("image,true,pred,p_COVID-19,p_Non-COVID,p_Normal\nf0.png,COVID-19,COVID-19,0.9,0.05,0.05\n")
+    assert main(["infection-gate", str(tmp_path / "s_per_image.csv"), str(preds)]) == 2
 
 
 def test_section_metric_names():
