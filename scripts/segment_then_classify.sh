@@ -29,16 +29,16 @@ SEG_BUNDLE=${SEG_BUNDLE:-bundles/unet}
 "$MONAICXR" index "$DATASET_DIR" --out "$OUT_DIR/data" --task classification \
     --split-mode "${SPLIT_MODE:-ratios}" --seed "${SEED:-0}"
 
-args=(--datalist "$OUT_DIR/data/datalist.json" --output_dir "$OUT_DIR"
-      --classifier_bundle "${CLASSIFIER:-bundles/simple_cnn}"
-      --num_epochs "${NUM_EPOCHS:-3}" --spatial_size "${SPATIAL_SIZE:-100}"
-      --seed "${SEED:-0}" --eval_section "${EVAL_SECTION:-test}")
+args=(--datalist "$OUT_DIR/data/datalist.json" --output-dir "$OUT_DIR"
+      --classifier-bundle "${CLASSIFIER:-bundles/simple_cnn}"
+      --num-epochs "${NUM_EPOCHS:-3}" --spatial-size "${SPATIAL_SIZE:-100}"
+      --seed "${SEED:-0}" --eval-section "${EVAL_SECTION:-test}")
 if [[ "$SEG_BUNDLE" == reference ]]; then
-    args+=(--reference_lungs)
+    args+=(--reference-lungs)
 else
-    args+=(--seg_bundle "$SEG_BUNDLE")
+    args+=(--seg-bundle "$SEG_BUNDLE")
 fi
 if [[ -n "${MAX_ITEMS:-}" ]]; then
-    args+=(--max_items "$MAX_ITEMS")
+    args+=(--max-items "$MAX_ITEMS")
 fi
 "$MONAICXR" -v compare-masking "${args[@]}" "$@"

@@ -18,6 +18,7 @@ import argparse
 import ast
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_commands", "parse_overrides", "parse_value"]
@@ -139,8 +140,38 @@ def _common_bundle_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from monaicxr.workflows.bundle_configs import BundleConfigError, generate
+
+    try:
+        changed = generate(args.root, check=args.check)
+    except BundleConfigError as err:
+        raise ValueError(str(err)) from None
+    root = Path(args.root).resolve()
+    for path in changed:
+        print(f"{'differs' if args.check else 'wrote'}: {path.relative_to(root)}")
+    if args.check and changed:
+        print(f"{len(changed)} generated bundle file(s) differ from configs/: run `monaicxr generate-bundles`")
+        return 1
+    if not changed:
+        print("every generated bundle file matches configs/")
+    return 0
+
+
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
-    """Add ``train``, ``evaluate`` and ``export`` to the ``monaicxr`` sub-parsers."""
+    """Add ``train``, ``evaluate``, ``export`` and ``generate-bundles`` to the ``monaicxr`` sub-parsers."""
+    g = sub.add_parser(
+        "generate-bundles",
+        parents=[common],
+        help="write the bundles' train/evaluate/inference/multi_gpu_train.json and logging.conf from configs/",
+        description="Merge each family base in configs/<family>/base/ with the bundle overlays "
+        "configs/<family>/<bundle>.json and write bundles/<bundle>/configs/ (see monaicxr.workflows.bundle_configs). "
+        "--check writes nothing and exits 1 when a committed file differs.",
+    )
+    g.add_argument("--root", default=".", help="repository root (default: the working directory)")
+    g.add_argument("--check", action="store_true", help="compare only; exit 1 on drift")
+    g.set_defaults(func=_cmd_generate)
+
     for name, text in (
         ("train", "train a bundle: train.json + overlays + overrides (MONAI's bundle run)"),
         ("evaluate", "evaluate a checkpoint: train.json + overlays + evaluate.json + overrides"),

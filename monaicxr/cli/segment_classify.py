@@ -72,7 +72,11 @@ def _cmd_compare_masking(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
-    """Add ``predict-lungs`` and ``compare-masking`` to the ``monaicxr`` sub-parsers ``sub``."""
+    """Add ``predict-lungs`` and ``compare-masking`` to the ``monaicxr`` sub-parsers ``sub``.
+
+    Flags are kebab-case like every other command; the snake_case spelling of the first release still parses
+    (a second option string of the same flag), so existing scripts keep working.
+    """
     p = sub.add_parser(
         "predict-lungs",
         parents=[common],
@@ -83,10 +87,10 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, required=True, help="segmentation bundle folder, e.g. bundles/unet")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--datalist", type=Path, help="datalist JSON (e.g. runs/x/datalist.json)")
-    src.add_argument("--input_dir", "--input-dir", type=Path, help="a folder of images instead of a datalist")
-    p.add_argument("--output_dir", "--output-dir", type=Path, required=True, help="folder for masks/ and datalist.json")
+    src.add_argument("--input-dir", "--input_dir", type=Path, help="a folder of images instead of a datalist")
+    p.add_argument("--output-dir", "--output_dir", type=Path, required=True, help="folder for masks/ and datalist.json")
     p.add_argument("--config", default="configs/inference.json", help="inference config inside the bundle")
-    p.add_argument("--ckpt_path", "--ckpt-path", type=Path, help="weights (default: the bundle's models/model.pt)")
+    p.add_argument("--ckpt-path", "--ckpt_path", type=Path, help="weights (default: the bundle's models/model.pt)")
     p.add_argument(
         "--min_lung_fraction",
         "--min-lung-fraction",
@@ -105,28 +109,28 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         "with one split and schedule; writes comparison.csv / .md / .json to OUTPUT_DIR.",
     )
     p.add_argument("--datalist", type=Path, required=True, help="datalist with class labels (monaicxr index)")
-    p.add_argument("--output_dir", "--output-dir", type=Path, required=True)
+    p.add_argument("--output-dir", "--output_dir", type=Path, required=True)
     seg = p.add_mutually_exclusive_group()
     seg.add_argument(
-        "--seg_bundle", "--seg-bundle", type=Path, default=Path("bundles/unet"), help="default bundles/unet"
+        "--seg-bundle", "--seg_bundle", type=Path, default=Path("bundles/unet"), help="default bundles/unet"
     )
     seg.add_argument(
-        "--reference_lungs", "--reference-lungs", action="store_true", help="use the datalist's own lung masks instead"
+        "--reference-lungs", "--reference_lungs", action="store_true", help="use the datalist's own lung masks instead"
     )
-    p.add_argument("--seg_config", "--seg-config", default="configs/inference.json")
+    p.add_argument("--seg-config", "--seg_config", default="configs/inference.json")
     p.add_argument(
-        "--seg_ckpt", "--seg-ckpt", type=Path, help="segmentation weights (default: the bundle's models/model.pt)"
+        "--seg-ckpt", "--seg_ckpt", type=Path, help="segmentation weights (default: the bundle's models/model.pt)"
     )
     p.add_argument(
-        "--seg_override", "--seg-override", action="append", metavar="KEY=VALUE", help="segmentation config override"
+        "--seg-override", "--seg_override", action="append", metavar="KEY=VALUE", help="segmentation config override"
     )
-    p.add_argument("--classifier_bundle", "--classifier-bundle", type=Path, default=Path("bundles/simple_cnn"))
-    p.add_argument("--num_epochs", "--num-epochs", type=int, default=3, help="epochs per training (default 3)")
+    p.add_argument("--classifier-bundle", "--classifier_bundle", type=Path, default=Path("bundles/simple_cnn"))
+    p.add_argument("--num-epochs", "--num_epochs", type=int, default=3, help="epochs per training (default 3)")
     p.add_argument(
-        "--spatial_size", "--spatial-size", type=int, nargs="+", default=[100], help="classifier input side(s)"
+        "--spatial-size", "--spatial_size", type=int, nargs="+", default=[100], help="classifier input side(s)"
     )
-    p.add_argument("--max_items", "--max-items", type=int, help="use at most this many items, stratified (default all)")
+    p.add_argument("--max-items", "--max_items", type=int, help="use at most this many items, stratified (default all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval_section", "--eval-section", default="test", choices=SECTIONS)
+    p.add_argument("--eval-section", "--eval_section", default="test", choices=SECTIONS)
     p.add_argument("--override", action="append", metavar="KEY=VALUE", help="classifier override, repeatable")
     p.set_defaults(func=_cmd_compare_masking)

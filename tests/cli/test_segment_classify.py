@@ -69,7 +69,7 @@ def test_predict_lungs_writes_masks_rewrites_the_datalist_and_reports_bad_images
     (tmp_path / "in.json").write_text(json.dumps(datalist))
 
     argv = ["predict-lungs", "--bundle", str(UNET), "--datalist", str(tmp_path / "in.json")]
-    assert main([*argv, "--output_dir", str(tmp_path / "out")]) == 0
+    assert main([*argv, "--output_dir", str(tmp_path / "out")]) == 0  # the snake_case alias still parses
     printed = capsys.readouterr().out
     assert "5 of 7 with a predicted lung mask, 2 left out" in printed
 
@@ -174,9 +174,9 @@ def test_compare_masking_end_to_end(phantoms, tmp_path, capsys):
     root, _ = phantoms
     level = logging.getLogger().level
     overrides = [x for k, v in TINY_CNN.items() for x in ("--override", f"{k}={json.dumps(v)}")]
-    argv = ["compare-masking", "--datalist", str(root / "index" / "datalist.json"), "--output_dir", str(tmp_path)]
-    argv += ["--seg_bundle", str(UNET), "--seg_override", "spatial_size=[256,256]", "--num_epochs", "1"]
-    argv += ["--spatial_size", "32", "--classifier_bundle", str(REPO / "bundles" / "simple_cnn"), *overrides]
+    argv = ["compare-masking", "--datalist", str(root / "index" / "datalist.json"), "--output-dir", str(tmp_path)]
+    argv += ["--seg-bundle", str(UNET), "--seg-override", "spatial_size=[256,256]", "--num-epochs", "1"]
+    argv += ["--spatial-size", "32", "--classifier-bundle", str(REPO / "bundles" / "simple_cnn"), *overrides]
     try:
         assert main(argv) == 0
     finally:
@@ -215,18 +215,18 @@ def test_runner_script_indexes_then_compares(tmp_path):
     assert proc.returncode == 0, proc.stderr
     index, compare = (tmp_path / "calls.txt").read_text().splitlines()
     assert index == "index data --out out/data --task classification --split-mode ratios --seed 0"
-    assert compare.startswith("-v compare-masking --datalist out/data/datalist.json --output_dir out")
+    assert compare.startswith("-v compare-masking --datalist out/data/datalist.json --output-dir out")
     for part in (
-        "--num_epochs 2",
-        "--spatial_size 64",
-        "--max_items 90",
-        "--seg_bundle bundles/unet",
+        "--num-epochs 2",
+        "--spatial-size 64",
+        "--max-items 90",
+        "--seg-bundle bundles/unet",
         "--override batch_size=8",
     ):
         assert part in compare
     (tmp_path / "calls.txt").unlink()
     subprocess.run(["bash", script, "data", "out"], env={**env, "SEG_BUNDLE": "reference"}, check=True)
-    assert "--reference_lungs" in (tmp_path / "calls.txt").read_text()
+    assert "--reference-lungs" in (tmp_path / "calls.txt").read_text()
     assert subprocess.run(["bash", script], capture_output=True, text=True).returncode == 2  # usage
 
 
