@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import save_atomic
+from .checkpoints import CheckpointError, save_atomic
 
 __all__ = [
     "CardError",
@@ -129,11 +129,15 @@ def check_input(weights: str | Path, **settings: Any) -> dict | None:
     """Refuse settings that differ from the ones the card of ``weights`` records.
 
     Only keys present on both sides are compared; weights without a card (older releases) pass, with the
-    settings as given. Returns the card's ``input`` (or ``None``).
+    settings as given. Returns the card's ``input`` (or ``None``). Evaluation and inference call it first, so
+    missing weights are reported here, before any image is read.
 
     Raises:
+        CheckpointError: ``weights`` does not exist (naming it).
         CardError: a setting differs; the message names the card, the setting and both values.
     """
+    if not Path(weights).is_file():
+        raise CheckpointError(f"checkpoint {weights} does not exist; train the bundle first, or pass --ckpt_path FILE")
     card = read_card(weights)
     recorded = (card or {}).get("input")
     if not recorded:

@@ -1,4 +1,5 @@
-"""Shared by the bundle tests: build a ConfigWorkflow with overrides, run the exact user command, read errors."""
+"""Shared by the bundle tests: build a ConfigWorkflow with overrides, run the exact user command, read errors,
+and the overrides that make any bundle run in seconds on the CPU."""
 
 from __future__ import annotations
 
@@ -76,10 +77,38 @@ def run_inference(configs: Path, input_dir: Path, output_dir: Path, ckpt_path: P
     return wf
 
 
+#: overrides that make any bundle's train, evaluate and inference take seconds on the CPU (ids a config lacks are
+#: added and left unused): 32 x 32, small batches, no worker processes, no progress bars or galleries, float32
+TINY_BASE = {
+    "spatial_size": [32, 32],
+    "batch_size": 4,
+    "val_batch_size": 4,
+    "num_workers": 0,
+    "show_progress": False,
+    "save_gallery": False,
+    "max_overlays": 1,
+    "num_epochs": 1,
+    "precision": "fp32",
+}
+
+#: per bundle, the width ids (present in its train.json and inference.json) that shrink its network; a bundle not
+#: listed here runs at its own widths, at TINY_BASE's size
+TINY_WIDTHS = {
+    "resunet": {"channels": [4, 8, 8, 16, 16]},
+    "simple_cnn": {"conv_channels": [4, 4, 4], "dense": [16, 8]},
+    "unet": {"features": [4, 4, 8, 8, 16, 4]},
+}
+
+
+def tiny_overrides(name: str) -> dict:
+    """:data:`TINY_BASE` with bundle ``name``'s :data:`TINY_WIDTHS`."""
+    return {**TINY_BASE, **TINY_WIDTHS.get(name, {})}
+
+
 #: bundles/unet at a size where a training run takes seconds on the CPU (shared by the unet test modules)
 UNET_TINY = {
     "spatial_size": [32, 32],
-    "features": [4, 4, 8, 8, 16, 4],
+    **TINY_WIDTHS["unet"],
     "synthetic_per_class": 3,
     "batch_size": 4,
     "val_batch_size": 4,

@@ -1,6 +1,7 @@
-"""bundles/unet: train -> evaluate -> inference on tiny synthetic phantoms, 3-level task, determinism, resume, DDP.
+"""bundles/unet: the user command's outputs, independent Dice, 3-level task, determinism, resume, DDP.
 
-Everything runs on the CPU at 32 x 32 with a narrow BasicUNet, so each training takes seconds.
+Everything runs on the CPU at 32 x 32 with a narrow BasicUNet, so each training takes seconds. The generic
+train -> evaluate -> inference, exports and metadata checks are in test_all_bundles.py, for every bundle.
 """
 
 from __future__ import annotations
@@ -92,21 +93,6 @@ def _infer(trained: Path, input_dir: Path, output_dir: Path, **override) -> None
     """Run the standalone inference.json with the tiny network the ``trained`` fixture produced."""
     sizes = {"spatial_size": TINY["spatial_size"], "features": TINY["features"]}
     run_inference(CONFIGS, input_dir, output_dir, trained / "models" / "model.pt", **sizes, **override)
-
-
-def test_inference_writes_masks_at_the_original_size(trained, tmp_path):
-    images = sorted((trained / "synthetic_phantoms" / "images").glob("*.png"))[:2]
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for p in images:
-        (folder / p.name).write_bytes(p.read_bytes())
-    (folder / "notes.txt").write_text("not an image")  # left out with a warning, not an error
-    _infer(trained, folder, tmp_path / "pred")
-    for p in images:
-        mask = np.asarray(Image.open(tmp_path / "pred" / f"{p.stem}_mask.png"))
-        assert mask.shape == np.asarray(Image.open(p)).shape
-        assert set(np.unique(mask)) <= {0, 255}
-        assert (tmp_path / "pred" / f"{p.stem}_overlay.png").is_file()
 
 
 def test_mistyped_dataset_dir_is_an_error(tmp_path):
