@@ -1,4 +1,4 @@
-"""Checkpoint glue: atomic saves, resuming from the newest checkpoint that loads, and sharded checkpoints.
+"""Checkpoint glue: atomic saves, resuming from the newest checkpoint that loads, checked loads.
 
 MONAI's ``CheckpointSaver`` and Ignite's ``Checkpoint`` do the bookkeeping (what to save when, which files to
 keep); what they lack, and these classes add:
@@ -15,26 +15,17 @@ keep); what they lack, and these classes add:
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
-import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
-from monaicxr.io.checkpoints import (
-    CheckpointError,
-    is_sharded,
-    load_checkpoint,
-    load_sharded,
-    non_finite_tensor,
-    save_atomic,
-)
+from monaicxr.io.checkpoints import CheckpointError, load_checkpoint, non_finite_tensor, save_atomic
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -257,24 +248,5 @@ class CheckedCheckpointLoader(CheckpointLoader):
 
 
 class ShardedCheckpointLoader(CheckedCheckpointLoader):
-    """MONAI's ``CheckpointLoader`` that also reads a sharded checkpoint (``<name>.index.json``).
-
-    A ``load_path`` ending in ``.index.json`` is joined from its shards (:func:`monaicxr.io.load_sharded`) and
-    handed to MONAI's loading as one checkpoint, so ``strict``, ``strict_shape`` and the ``load_dict`` work as
-    they do for a single file; any other path is loaded as by :class:`CheckedCheckpointLoader`. MONAI reads one
-    file only; this subclass exists for the weights over the repository's per-file limit (U²-Net full).
-    """
-
-    def __call__(self, engine: Engine) -> None:
-        path = self.load_path
-        if not is_sharded(path):
-            return super().__call__(engine)
-        buffer = io.BytesIO()
-        torch.save(load_sharded(path, map_location="cpu"), buffer)
-        buffer.seek(0)
-        self.logger.info(f"Joined the shards of {path}")
-        self.load_path = buffer  # MONAI passes it to torch.load, which reads file objects too
-        try:
-            super().__call__(engine)
-        finally:
-            self.load_path = path
+    """Former name of :class:`CheckedCheckpointLoader`, kept while ``bundles/u2net/configs/evaluate.json`` and
+    ``inference.json`` still name it; it loads single files only (sharded checkpoints were removed)."""

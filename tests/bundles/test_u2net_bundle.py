@@ -22,7 +22,6 @@ from scipy import ndimage
 from monaicxr.data.records import write_datalist
 from monaicxr.data.registry import index_dataset
 from monaicxr.data.synthetic import write_phantom_dataset
-from monaicxr.io import save_sharded
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "u2net" / "configs"
@@ -182,17 +181,6 @@ def test_small_evaluate_dice_matches_an_independent_dice(small):
         assert written[Path(item["image"]).stem] == pytest.approx(2 * inter / denom, abs=1e-4)
     assert len(list((small / "eval" / "overlays").glob("*.png"))) == TINY["max_overlays"]
     assert not (small / "eval" / "severity.csv").exists()  # lung task: no infection, no severity
-
-
-def test_sharded_checkpoint_evaluates_like_the_single_file(small, tmp_path):
-    """U²-Net full's weights ship as shards (over the per-file limit); evaluate.json loads them like one file."""
-    index = tmp_path / "shards" / "model.index.json"
-    shards = save_sharded(torch.load(small / "models" / "model.pt", weights_only=True), index, 1_000_000)[:-1]
-    assert len(shards) >= 3
-    _evaluate(small, eval_dir=str(tmp_path / "single"), max_overlays=0)
-    _evaluate(small, eval_dir=str(tmp_path / "sharded"), ckpt_path=str(index), max_overlays=0)
-    single = (tmp_path / "single" / "val_dice_raw.csv").read_text()
-    assert single.count("\n") > 2 and (tmp_path / "sharded" / "val_dice_raw.csv").read_text() == single
 
 
 def test_small_inference_writes_binary_masks_at_the_original_size(small, phantoms, tmp_path):
