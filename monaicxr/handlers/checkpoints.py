@@ -1,7 +1,7 @@
 """Checkpoint glue: atomic saves, resuming from the newest checkpoint that loads, checked loads.
 
 MONAI's ``CheckpointSaver`` and Ignite's ``Checkpoint`` do the bookkeeping (what to save when, which files to
-keep); what they lack, and these classes add:
+keep, how files are named, ``Checkpoint.load_objects``); what they lack, and these classes add:
 
 - Ignite's ``Checkpoint`` deletes the file it drops *before* writing the new one, and MONAI writes in place
   (``DiskSaver(atomic=False)``), so a kill or a full disk at that moment can leave no good checkpoint, or a
@@ -9,8 +9,10 @@ keep); what they lack, and these classes add:
   the dropped file only once the new one is complete; it also refuses to write non-finite weights.
 - MONAI's ``CheckpointLoader`` reports a bad file in ``torch.load``'s words; :class:`CheckedCheckpointLoader`
   names the file and the problem.
-- MONAI's ``CheckpointLoader`` takes one file. :class:`ResumeCheckpointLoader` takes the checkpoint folder and
-  resumes from the newest file that loads, skipping truncated or corrupt ones with a warning.
+- MONAI's ``CheckpointLoader`` takes one file, and Ignite finds only the checkpoints its own ``Checkpoint``
+  instance saved in this process (``Checkpoint.last_checkpoint``; ``reload_objects`` needs the step or score
+  of the file). :class:`ResumeCheckpointLoader` and :func:`latest_checkpoint` take the checkpoint folder and look
+  for the files Ignite's naming gives MONAI's interval saver, newest first.
 """
 
 from __future__ import annotations
@@ -37,12 +39,19 @@ __all__ = [
     "latest_checkpoint",
 ]
 
-_EPOCH = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
+#: the name Ignite's ``Checkpoint`` gives MONAI's interval checkpoint (several objects, no prefix, score "epoch"):
+#: ``checkpoint_epoch=N.pt``
+_EPOCH_NAME = Checkpoint.setup_filename_pattern(with_prefix=False, with_global_step=False).format(
+    name="checkpoint", score_name="epoch", score="{epoch}", ext="pt"
+)
+_EPOCH = re.compile(re.escape(_EPOCH_NAME).replace(re.escape("{epoch}"), r"(\d+)"))
 
 
 def checkpoint_candidates(ckpt_dir: str | Path) -> list[Path]:
     """The ``checkpoint_epoch=N.pt`` files in ``ckpt_dir``, newest (largest N) first.
 
+    The name is Ignite's (``Checkpoint.setup_filename_pattern``, as MONAI's ``CheckpointSaver(save_interval=...)``
+    uses it); the folder is scanned here because Ignite lists only what one ``Checkpoint`` saved in this process.
     Temporary files a killed save left behind (``*.pt.tmp``) and other names are not candidates.
     """
     folder = Path(ckpt_dir)
@@ -57,6 +66,11 @@ def checkpoint_candidates(ckpt_dir: str | Path) -> list[Path]:
 
 def latest_checkpoint(ckpt_dir: str | Path, required: bool = True) -> str | None:
     """Path of the ``checkpoint_epoch=N.pt`` with the largest N in ``ckpt_dir`` (whether or not it loads).
+
+    Kept by hand: Ignite has no folder scan. ``Checkpoint.last_checkpoint`` is the last file that one instance
+    saved in this process (nothing after a restart), and ``Checkpoint.reload_objects`` loads a file whose step or
+    score the caller already knows. Loading the file is Ignite's ``Checkpoint.load_objects`` (see
+    :class:`ResumeCheckpointLoader`).
 
     Args:
         ckpt_dir: folder given to :class:`monai.handlers.CheckpointSaver` with ``save_interval``.
