@@ -7,8 +7,8 @@ keep, how files are named, ``Checkpoint.load_objects``); what they lack, and the
   (``DiskSaver(atomic=False)``), so a kill or a full disk at that moment can leave no good checkpoint, or a
   truncated ``model.pt``. :class:`AtomicDiskSaver` writes through :func:`monaicxr.io.save_atomic` and deletes
   the dropped file only once the new one is complete; it also refuses to write non-finite weights.
-- MONAI's ``CheckpointLoader`` reports a bad file in ``torch.load``'s words; :class:`CheckedCheckpointLoader`
-  names the file and the problem.
+- MONAI's ``CheckpointLoader`` reports a bad file in ``torch.load``'s words, and a missing one only once the
+  engine runs; :class:`CheckedCheckpointLoader` names the file and the problem, a missing file when it is built.
 - MONAI's ``CheckpointLoader`` takes one file, and Ignite finds only the checkpoints its own ``Checkpoint``
   instance saved in this process (``Checkpoint.last_checkpoint``; ``reload_objects`` needs the step or score
   of the file). :class:`ResumeCheckpointLoader` and :func:`latest_checkpoint` take the checkpoint folder and look
@@ -247,13 +247,28 @@ class ResumeCheckpointLoader(CheckpointLoader):
 class CheckedCheckpointLoader(CheckpointLoader):
     """MONAI's ``CheckpointLoader`` that first checks the file and names it and the problem when it cannot load.
 
-    ``torch.load`` reports a truncated file as a zip-reader error, a foreign pickle with its ``weights_only``
-    advice, and a network mismatch as a list of state_dict keys; here :func:`monaicxr.io.load_checkpoint` reads
-    the file first and raises :class:`monaicxr.io.CheckpointError` naming it and saying what is wrong (truncated,
-    not a checkpoint, weights of another network or size, non-finite weights). A good file is then loaded by
-    MONAI unchanged (so it is read twice; a model file is small next to an evaluation). With ``strict=False`` or
-    ``strict_shape=False`` the check is left out, as MONAI then loads partial matches on purpose.
+    A ``load_path`` that is not a file is refused when the handler is built (a :class:`monaicxr.io.CheckpointError`
+    naming it), not when the engine starts; MONAI's loader fails only then, in ``torch.load``'s words. At
+    ``Events.STARTED``, ``torch.load`` reports a truncated file as a zip-reader error, a foreign pickle with its
+    ``weights_only`` advice, and a network mismatch as a list of state_dict keys; here
+    :func:`monaicxr.io.load_checkpoint` reads the file first and raises :class:`monaicxr.io.CheckpointError`
+    naming it and saying what is wrong (truncated, not a checkpoint, weights of another network or size,
+    non-finite weights). A good file is then loaded by MONAI unchanged (so it is read twice; a model file is
+    small next to an evaluation). With ``strict=False`` or ``strict_shape=False`` the content check is left out,
+    as MONAI then loads partial matches on purpose.
+
+    Raises:
+        CheckpointError: ``load_path`` names no file (when built); the file cannot be used (when the engine
+            starts).
     """
+
+    def __init__(self, load_path: str, load_dict: dict, *args: Any, **kwargs: Any) -> None:
+        if isinstance(load_path, (str, Path)) and not Path(load_path).is_file():
+            raise CheckpointError(
+                f"checkpoint {load_path} does not exist; train the bundle first (its best model is written to "
+                "<output_dir>/models/model.pt), or pass --ckpt_path FILE"
+            )
+        super().__init__(load_path, load_dict, *args, **kwargs)
 
     def __call__(self, engine: Engine) -> None:
         if self.strict and self.strict_shape and isinstance(self.load_path, (str, Path)):
