@@ -6,14 +6,12 @@ from 83 MB to 42 MB) and loads into the float32 network unchanged: ``load_state_
 ``num_batches_tracked``) are kept as they are. Written here because neither MONAI nor torch has a one-call
 "save this checkpoint in half precision".
 
-A network still over the repository's ~50 MB per-file limit in half precision (U²-Net full: 88 MB) is written
-as a sharded checkpoint when DST ends in ``.index.json`` (:mod:`monaicxr.io.checkpoints`; shards of at most
-``--max-shard-mb``), which the bundles load through :class:`monaicxr.handlers.ShardedCheckpointLoader`.
+Weights still over the repository's ~50 MB per file in half precision (U²-Net full: 88 MB) are not committed;
+``shrink-weights`` says so when DST is over that size.
 
 Example::
 
     monaicxr shrink-weights runs/cls/xception/models/model.pt bundles/xception/models/model.pt
-    monaicxr shrink-weights runs/u2net/full/models/model.pt bundles/u2net/models/full_lung.index.json
     monaicxr calibrate bundles/efficientnet_lite0/models/model.pt runs/eval_lite0/eval
 
 ``calibrate`` fits the temperature of :mod:`monaicxr.io.weights_card`; ``shrink-weights`` carries the card of SRC
@@ -26,6 +24,9 @@ import argparse
 from pathlib import Path
 
 __all__ = ["add_commands", "half_precision"]
+
+#: the most a committed weights file may weigh (bytes)
+MAX_COMMITTED_BYTES = 50_000_000
 
 
 def half_precision(obj):
@@ -44,7 +45,6 @@ def half_precision(obj):
 def _cmd_shrink(args: argparse.Namespace) -> int:
     import torch
 
-    from monaicxr.io.checkpoints import is_sharded, save_sharded
     from monaicxr.io.weights_card import card_path, read_card, seal_card, write_input_card
 
     src, dst = Path(args.src), Path(args.dst)
@@ -55,15 +55,13 @@ def _cmd_shrink(args: argparse.Namespace) -> int:
     except Exception as e:  # torch raises several types for a file that is not a checkpoint
         raise ValueError(f"{src}: not a PyTorch checkpoint of tensors ({e})") from e
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if is_sharded(dst):
-        written = save_sharded(half_precision(content), dst, int(args.max_shard_mb * 1e6))
-        total = sum(p.stat().st_size for p in written)
-        for p in written:
-            print(f"{p}: {p.stat().st_size / 1e6:.1f} MB")
-        print(f"{len(written) - 1} shard(s), {total / 1e6:.1f} MB in all (from {src.stat().st_size / 1e6:.1f} MB)")
-        return 0
     torch.save(half_precision(content), dst)
     print(f"{dst}: {dst.stat().st_size / 1e6:.1f} MB (from {src.stat().st_size / 1e6:.1f} MB)")
+    if dst.stat().st_size > MAX_COMMITTED_BYTES:
+        print(
+            f"{dst} is over the {MAX_COMMITTED_BYTES / 1e6:g} MB a committed weights file may take, even in half "
+            "precision: do not commit it to bundles/*/models/"
+        )
     if card_path(src).is_file():
         # the card goes with the weights; a temperature fitted for the float32 file is dropped (refit on DST)
         card = read_card(src) or {}
@@ -91,14 +89,10 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         "shrink-weights",
         parents=[common],
         help="copy a checkpoint with its floating-point tensors in half precision",
-        description="Copy SRC to DST with float tensors stored as float16 (they load into float32 networks). "
-        "A DST ending in .index.json writes a sharded checkpoint: that index plus shards of at most --max-shard-mb.",
+        description="Copy SRC to DST with float tensors stored as float16 (they load into float32 networks).",
     )
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
-    p.add_argument(
-        "--max-shard-mb", type=float, default=45.0, help="shard size limit for a DST ending in .index.json (MB)"
-    )
     p.set_defaults(func=_cmd_shrink)
 
     c = sub.add_parser(

@@ -171,8 +171,10 @@ def stratified_subset(
 ) -> list[dict]:
     """A seeded subset of ``n`` datalist items keeping each class's share (largest remainders).
 
-    Written by hand: a few lines, and neither MONAI nor the runtime dependencies have a stratified sampler over
-    dicts. ``key`` names the class of an item; items without one count as one class. With ``min_per_class``
+    Written by hand: MONAI has no stratified sampler, and scikit-learn's ``train_test_split(train_size=n,
+    stratify=...)``, the nearest one, has no ``min_per_class``, breaks ties in the quotas at random, and draws with
+    its own generator, so it would keep other items than this function does for the same seed (the subsets of
+    runs already reported would change). ``key`` names the class of an item; items without one count as one class. With ``min_per_class``
     every class keeps at least that many items (taken from the largest quotas) where ``n`` leaves room, so a
     small validation section still has every class. The order of the kept items is their original order. The
     one subsampling helper of the package (``max_train_items`` and ``monaicxr compare-masking --max_items``).

@@ -8,6 +8,12 @@ by class but has no notion of groups, so near-duplicate radiographs (or images o
 sides of a split, and its result depends on the order of the input list. Here whole groups are assigned, the
 result depends only on the records and the seed, and a source's own split can be kept.
 
+scikit-learn does have grouped splitters, and they are not used on purpose: ``GroupShuffleSplit`` does not
+stratify, and ``StratifiedGroupKFold`` makes k equal folds (0.7 / 0.1 / 0.2 would take 10 folds regrouped), balances
+the class counts of single records rather than of groups' majority classes, and draws with numpy's legacy
+``RandomState``. Either would move records between train, val and test for every existing seed, and the
+``splits.json`` files behind reported results could no longer be remade from their seed.
+
 Example::
 
     result = index_covidqu(root)

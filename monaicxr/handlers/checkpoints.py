@@ -1,40 +1,33 @@
-"""Checkpoint glue: atomic saves, resuming from the newest checkpoint that loads, and sharded checkpoints.
+"""Checkpoint glue: atomic saves, resuming from the newest checkpoint that loads, checked loads.
 
 MONAI's ``CheckpointSaver`` and Ignite's ``Checkpoint`` do the bookkeeping (what to save when, which files to
-keep); what they lack, and these classes add:
+keep, how files are named, ``Checkpoint.load_objects``); what they lack, and these classes add:
 
 - Ignite's ``Checkpoint`` deletes the file it drops *before* writing the new one, and MONAI writes in place
   (``DiskSaver(atomic=False)``), so a kill or a full disk at that moment can leave no good checkpoint, or a
   truncated ``model.pt``. :class:`AtomicDiskSaver` writes through :func:`monaicxr.io.save_atomic` and deletes
   the dropped file only once the new one is complete; it also refuses to write non-finite weights.
-- MONAI's ``CheckpointLoader`` reports a bad file in ``torch.load``'s words; :class:`CheckedCheckpointLoader`
-  names the file and the problem.
-- MONAI's ``CheckpointLoader`` takes one file. :class:`ResumeCheckpointLoader` takes the checkpoint folder and
-  resumes from the newest file that loads, skipping truncated or corrupt ones with a warning.
+- MONAI's ``CheckpointLoader`` reports a bad file in ``torch.load``'s words, and a missing one only once the
+  engine runs; :class:`CheckedCheckpointLoader` names the file and the problem, a missing file when it is built.
+- MONAI's ``CheckpointLoader`` takes one file, and Ignite finds only the checkpoints its own ``Checkpoint``
+  instance saved in this process (``Checkpoint.last_checkpoint``; ``reload_objects`` needs the step or score
+  of the file). :class:`ResumeCheckpointLoader` and :func:`latest_checkpoint` take the checkpoint folder and look
+  for the files Ignite's naming gives MONAI's interval saver, newest first.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
-import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
-from monaicxr.io.checkpoints import (
-    CheckpointError,
-    is_sharded,
-    load_checkpoint,
-    load_sharded,
-    non_finite_tensor,
-    save_atomic,
-)
+from monaicxr.io.checkpoints import CheckpointError, load_checkpoint, non_finite_tensor, save_atomic
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -46,12 +39,19 @@ __all__ = [
     "latest_checkpoint",
 ]
 
-_EPOCH = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
+#: the name Ignite's ``Checkpoint`` gives MONAI's interval checkpoint (several objects, no prefix, score "epoch"):
+#: ``checkpoint_epoch=N.pt``
+_EPOCH_NAME = Checkpoint.setup_filename_pattern(with_prefix=False, with_global_step=False).format(
+    name="checkpoint", score_name="epoch", score="{epoch}", ext="pt"
+)
+_EPOCH = re.compile(re.escape(_EPOCH_NAME).replace(re.escape("{epoch}"), r"(\d+)"))
 
 
 def checkpoint_candidates(ckpt_dir: str | Path) -> list[Path]:
     """The ``checkpoint_epoch=N.pt`` files in ``ckpt_dir``, newest (largest N) first.
 
+    The name is Ignite's (``Checkpoint.setup_filename_pattern``, as MONAI's ``CheckpointSaver(save_interval=...)``
+    uses it); the folder is scanned here because Ignite lists only what one ``Checkpoint`` saved in this process.
     Temporary files a killed save left behind (``*.pt.tmp``) and other names are not candidates.
     """
     folder = Path(ckpt_dir)
@@ -66,6 +66,11 @@ def checkpoint_candidates(ckpt_dir: str | Path) -> list[Path]:
 
 def latest_checkpoint(ckpt_dir: str | Path, required: bool = True) -> str | None:
     """Path of the ``checkpoint_epoch=N.pt`` with the largest N in ``ckpt_dir`` (whether or not it loads).
+
+    Kept by hand: Ignite has no folder scan. ``Checkpoint.last_checkpoint`` is the last file that one instance
+    saved in this process (nothing after a restart), and ``Checkpoint.reload_objects`` loads a file whose step or
+    score the caller already knows. Loading the file is Ignite's ``Checkpoint.load_objects`` (see
+    :class:`ResumeCheckpointLoader`).
 
     Args:
         ckpt_dir: folder given to :class:`monai.handlers.CheckpointSaver` with ``save_interval``.
@@ -242,13 +247,28 @@ class ResumeCheckpointLoader(CheckpointLoader):
 class CheckedCheckpointLoader(CheckpointLoader):
     """MONAI's ``CheckpointLoader`` that first checks the file and names it and the problem when it cannot load.
 
-    ``torch.load`` reports a truncated file as a zip-reader error, a foreign pickle with its ``weights_only``
-    advice, and a network mismatch as a list of state_dict keys; here :func:`monaicxr.io.load_checkpoint` reads
-    the file first and raises :class:`monaicxr.io.CheckpointError` naming it and saying what is wrong (truncated,
-    not a checkpoint, weights of another network or size, non-finite weights). A good file is then loaded by
-    MONAI unchanged (so it is read twice; a model file is small next to an evaluation). With ``strict=False`` or
-    ``strict_shape=False`` the check is left out, as MONAI then loads partial matches on purpose.
+    A ``load_path`` that is not a file is refused when the handler is built (a :class:`monaicxr.io.CheckpointError`
+    naming it), not when the engine starts; MONAI's loader fails only then, in ``torch.load``'s words. At
+    ``Events.STARTED``, ``torch.load`` reports a truncated file as a zip-reader error, a foreign pickle with its
+    ``weights_only`` advice, and a network mismatch as a list of state_dict keys; here
+    :func:`monaicxr.io.load_checkpoint` reads the file first and raises :class:`monaicxr.io.CheckpointError`
+    naming it and saying what is wrong (truncated, not a checkpoint, weights of another network or size,
+    non-finite weights). A good file is then loaded by MONAI unchanged (so it is read twice; a model file is
+    small next to an evaluation). With ``strict=False`` or ``strict_shape=False`` the content check is left out,
+    as MONAI then loads partial matches on purpose.
+
+    Raises:
+        CheckpointError: ``load_path`` names no file (when built); the file cannot be used (when the engine
+            starts).
     """
+
+    def __init__(self, load_path: str, load_dict: dict, *args: Any, **kwargs: Any) -> None:
+        if isinstance(load_path, (str, Path)) and not Path(load_path).is_file():
+            raise CheckpointError(
+                f"checkpoint {load_path} does not exist; train the bundle first (its best model is written to "
+                "<output_dir>/models/model.pt), or pass --ckpt_path FILE"
+            )
+        super().__init__(load_path, load_dict, *args, **kwargs)
 
     def __call__(self, engine: Engine) -> None:
         if self.strict and self.strict_shape and isinstance(self.load_path, (str, Path)):
@@ -257,24 +277,5 @@ class CheckedCheckpointLoader(CheckpointLoader):
 
 
 class ShardedCheckpointLoader(CheckedCheckpointLoader):
-    """MONAI's ``CheckpointLoader`` that also reads a sharded checkpoint (``<name>.index.json``).
-
-    A ``load_path`` ending in ``.index.json`` is joined from its shards (:func:`monaicxr.io.load_sharded`) and
-    handed to MONAI's loading as one checkpoint, so ``strict``, ``strict_shape`` and the ``load_dict`` work as
-    they do for a single file; any other path is loaded as by :class:`CheckedCheckpointLoader`. MONAI reads one
-    file only; this subclass exists for the weights over the repository's per-file limit (U²-Net full).
-    """
-
-    def __call__(self, engine: Engine) -> None:
-        path = self.load_path
-        if not is_sharded(path):
-            return super().__call__(engine)
-        buffer = io.BytesIO()
-        torch.save(load_sharded(path, map_location="cpu"), buffer)
-        buffer.seek(0)
-        self.logger.info(f"Joined the shards of {path}")
-        self.load_path = buffer  # MONAI passes it to torch.load, which reads file objects too
-        try:
-            super().__call__(engine)
-        finally:
-            self.load_path = path
+    """Former name of :class:`CheckedCheckpointLoader`, kept while ``bundles/u2net/configs/evaluate.json`` and
+    ``inference.json`` still name it; it loads single files only (sharded checkpoints were removed)."""

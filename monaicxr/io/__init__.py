@@ -1,10 +1,10 @@
 """Readers and writers MONAI lacks: chest radiographs with correct photometry, overlays, prediction PNGs,
-atomic and checked checkpoint files, sharded checkpoints."""
+atomic and checked checkpoint files."""
 
 from __future__ import annotations
 
 from . import weights_card
-from .checkpoints import CheckpointError, is_sharded, load_checkpoint, load_sharded, save_atomic, save_sharded
+from .checkpoints import CheckpointError, load_checkpoint, save_atomic
 from .overlay import render_overlay, save_overlay
 from .reader import CXRImageReader, read_cxr
 
@@ -12,12 +12,9 @@ __all__ = [
     "weights_card",
     "CheckpointError",
     "CXRImageReader",
-    "is_sharded",
     "load_checkpoint",
-    "load_sharded",
     "read_cxr",
     "render_overlay",
     "save_atomic",
     "save_overlay",
-    "save_sharded",
 ]

@@ -1,8 +1,11 @@
 """Write a classifier evaluation to disk: report JSON and text, confusion matrix, curves, predictions, gallery.
 
-The numbers come from :mod:`monaicxr.metrics.classification`; this module only formats and draws them.
-Figures are drawn on ``matplotlib.figure.Figure`` with ``FigureCanvasAgg`` directly, so writing them neither
-needs a display nor changes the pyplot backend of the caller.
+The numbers come from :mod:`monaicxr.metrics.classification`; this module only formats and draws them. The
+confusion matrix, ROC curves and reliability diagram are scikit-learn's ``ConfusionMatrixDisplay``,
+``RocCurveDisplay`` and ``CalibrationDisplay``, given the numbers already computed (so the figures show exactly
+the report's values and the ECE's bins) and drawn on an axis of a ``matplotlib.figure.Figure`` saved with
+``FigureCanvasAgg``: writing them neither needs a display nor changes the pyplot backend of the caller. The
+gallery of films is drawn here (scikit-learn has no such display).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from sklearn.calibration import CalibrationDisplay
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
 from monaicxr.metrics.classification import (
     _as_labels,
@@ -76,60 +81,41 @@ def _confusion_figure(cm: np.ndarray, names: list[str]) -> Figure:
     size = 2.5 + 0.6 * len(names)
     fig = Figure(figsize=(size + 1, size), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    im = ax.imshow(cm, cmap="Blues", vmin=0)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true")
-    ax.set_xticklabels(names, rotation=45, ha="right")
-    ax.set_yticklabels(names)
-    threshold = cm.max() / 2 if cm.size else 0
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(int(v)), ha="center", va="center", color="white" if v > threshold else "black")
-    ax.set_title("Confusion matrix (rows = true)")
+    display = ConfusionMatrixDisplay(cm, display_labels=names)
+    display.plot(ax=ax, cmap="Blues", values_format="d", xticks_rotation=45)
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (rows = true)")
     return fig
 
 
 def _roc_figure(curves: dict, report: dict[str, Any]) -> Figure:
     fig = Figure(figsize=(5, 5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
+    first = True
     for name, curve in curves.items():
         if curve is None:
             ax.plot([], [], " ", label=f"{name} (undefined: {report['roc_auc_undefined'][name].split(':')[0]})")
             continue
         fpr, tpr, _ = curve
-        ax.plot(fpr, tpr, lw=1.5, label=f"{name} (AUC = {report['per_class'][name]['roc_auc']:.3f})")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate")
-    macro = report["macro_avg"]["roc_auc"]
-    ax.set_title(f"ROC one-vs-rest (macro AUC = {_fmt(macro, 3)})")
+        display = RocCurveDisplay(fpr=fpr, tpr=tpr, roc_auc=report["per_class"][name]["roc_auc"], name=name)
+        display.plot(ax=ax, curve_kwargs={"lw": 1.5}, plot_chance_level=first, chance_level_kw={"lw": 1})
+        first = False
+    ax.set(xlabel="false positive rate", ylabel="true positive rate")
+    ax.set_title(f"ROC one-vs-rest (macro AUC = {_fmt(report['macro_avg']['roc_auc'], 3)})")
     ax.legend(loc="lower right", fontsize="small")
     return fig
 
 
-def _reliability_figure(bins: dict[str, np.ndarray], ece: float) -> Figure:
+def _reliability_figure(bins: dict[str, np.ndarray], confidence: np.ndarray, ece: float) -> Figure:
+    """The top-label reliability curve over the non-empty bins of the ECE, each point labelled with its count."""
     fig = Figure(figsize=(5, 5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    edges = bins["edges"]
-    centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     filled = bins["count"] > 0
-    acc = np.where(filled, bins["accuracy"], 0.0)
-    conf = np.where(filled, bins["confidence"], centres)
-    ax.bar(centres, acc, width=width, edgecolor="black", color="tab:blue", label="accuracy")
-    ax.bar(
-        centres[filled],
-        (conf - acc)[filled],
-        bottom=acc[filled],
-        width=width[filled],
-        color="tab:red",
-        alpha=0.3,
-        edgecolor="tab:red",
-        label="gap to confidence",
-    )
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-    for x, n in zip(centres[filled], bins["count"][filled], strict=True):
-        ax.text(x, 0.01, str(int(n)), ha="center", va="bottom", fontsize=6, rotation=90)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max probability)", ylabel="accuracy")
-    ax.set_title(f"Reliability diagram (ECE = {ece:.4f}, {len(width)} bins)")
-    ax.legend(loc="upper left", fontsize="small")
+    display = CalibrationDisplay(bins["accuracy"][filled], bins["confidence"][filled], confidence)
+    display.plot(ax=ax, name="top-label")
+    for x, y, n in zip(bins["confidence"][filled], bins["accuracy"][filled], bins["count"][filled], strict=True):
+        ax.annotate(str(int(n)), (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=6)
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (max probability)", ylabel="accuracy")
+    ax.set_title(f"Reliability diagram (ECE = {ece:.4f}, {len(filled)} bins)")
     return fig
 
 
@@ -225,7 +211,8 @@ def write_classification_outputs(
     written["confusion_png"] = _save(_confusion_figure(cm, names), out / "confusion_matrix.png")
     written["roc_png"] = _save(_roc_figure(roc_curves(p, y, names), report), out / "roc_curves.png")
     bins = reliability_bins(p, y, n_bins=report["ece_bins"])
-    written["reliability_png"] = _save(_reliability_figure(bins, report["ece"]), out / "reliability_diagram.png")
+    reliability = _reliability_figure(bins, p.max(1).values.numpy(), report["ece"])
+    written["reliability_png"] = _save(reliability, out / "reliability_diagram.png")
 
     written["predictions_csv"] = out / "predictions.csv"
     with open(written["predictions_csv"], "w", newline="") as f:

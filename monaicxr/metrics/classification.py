@@ -3,20 +3,22 @@
 Pure functions on plain tensors or numpy arrays; nothing here knows about Ignite or files (see
 :mod:`monaicxr.io.reports` for the writers and :mod:`monaicxr.handlers.classification` for the handler).
 
-What comes from MONAI and what is written here:
+What comes from where:
 
-- per-class TP / FP / FN and precision, recall, F1: ``monai.metrics.get_confusion_matrix`` and
-  ``compute_confusion_matrix_metric`` (the functions behind ``ConfusionMatrixMetric``); only the zero-division
-  policy (0 plus a warning entry, as scikit-learn's ``zero_division=0``) is added here;
+- the C x C confusion table and per-class precision, recall, F1 and support: scikit-learn's
+  ``confusion_matrix`` and ``precision_recall_fscore_support(zero_division=0)``; only the list of warnings
+  naming each zero denominator (scikit-learn warns, with ``zero_division="warn"``, but does not say which class)
+  is added here;
+- ROC curve points: ``sklearn.metrics.roc_curve``;
 - one-vs-rest ROC AUC: ``monai.metrics.compute_roc_auc``; classes without positives or negatives are reported
   as ``None`` with a reason instead of MONAI's warning and NaN;
-- expected calibration error: MONAI's ``calibration_binning`` (as in ``CalibrationErrorMetric``) applied to the top-label confidence
-  (one channel holding the max probability, ground truth "prediction was correct"); MONAI applied to the
-  one-hot probabilities would give the class-wise ECE instead, a different number. Reliability bins come
-  from ``monai.metrics.calibration_binning``;
-- by hand, because MONAI lacks them: the C x C confusion table (one ``torch.bincount``; MONAI's
-  ``ConfusionMatrixMetric`` only keeps per-class TP/FP/TN/FN), ROC curve points (MONAI computes the area
-  only; Ignite's ``RocCurve`` calls scikit-learn), and temperature scaling.
+- expected calibration error: MONAI's ``calibration_binning`` (as in ``CalibrationErrorMetric``) applied to the
+  top-label confidence (one channel holding the max probability, ground truth "prediction was correct"); MONAI
+  applied to the one-hot probabilities would give the class-wise ECE instead, a different number. Reliability
+  bins come from ``monai.metrics.calibration_binning``;
+- temperature scaling, by hand: scikit-learn fits a temperature only inside
+  ``CalibratedClassifierCV(method="temperature")``, around an estimator it calls, not on logits already
+  written to ``predictions.csv`` (``monaicxr calibrate`` has only those), and MONAI has none.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.metrics import calibration_binning, compute_roc_auc
-from monai.metrics.confusion_matrix import compute_confusion_matrix_metric, get_confusion_matrix
 from monai.utils import convert_to_tensor
+from sklearn.metrics import confusion_matrix as _sklearn_confusion_matrix
+from sklearn.metrics import precision_recall_fscore_support, roc_curve
 
 __all__ = [
     "apply_temperature",
@@ -93,12 +96,21 @@ def _names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
     return names
 
 
+def _counts(y: torch.Tensor, pred: torch.Tensor, num_classes: int) -> np.ndarray:
+    """``sklearn.metrics.confusion_matrix`` over all ``num_classes`` classes (absent ones too), as int64."""
+    return _sklearn_confusion_matrix(y.numpy(), pred.numpy(), labels=np.arange(num_classes)).astype(np.int64)
+
+
 def confusion_matrix(probs: Any, labels: Any) -> torch.Tensor:
-    """C x C counts, rows = true class, columns = predicted class (argmax of ``probs``), as int64."""
+    """C x C counts, rows = true class, columns = predicted class (argmax of ``probs``), as int64.
+
+    ``sklearn.metrics.confusion_matrix`` with every class listed, so a class absent from both the labels and the
+    predictions still has its row and column.
+    """
     p = _as_probs(probs)
     c = p.shape[1]
     y = _as_labels(labels, p.shape[0], c)
-    return torch.bincount(y * c + p.argmax(1), minlength=c * c).reshape(c, c)
+    return torch.from_numpy(_counts(y, p.argmax(1), c))
 
 
 def expected_calibration_error(probs: Any, labels: Any, n_bins: int = 15) -> float:
@@ -138,25 +150,10 @@ def reliability_bins(probs: Any, labels: Any, n_bins: int = 15) -> dict[str, np.
     }
 
 
-def _roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One binary ROC curve, the points ``sklearn.metrics.roc_curve(drop_intermediate=True)`` returns."""
-    order = np.argsort(-score, kind="stable")
-    score, y_true = score[order], y_true[order]
-    idx = np.r_[np.flatnonzero(np.diff(score)), y_true.size - 1]
-    tps = np.cumsum(y_true)[idx].astype(np.float64)
-    fps = 1.0 + idx - tps
-    thresholds = score[idx]
-    if fps.size > 2:  # drop points collinear with their neighbours; they do not change the curve or its area
-        keep = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
-        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
-    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
-    return fps / fps[-1], tps / tps[-1], np.r_[np.inf, thresholds]
-
-
 def roc_curves(
     probs: Any, labels: Any, class_names: Sequence[str] | None = None
 ) -> dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
-    """One-vs-rest ROC curve per class (written here: MONAI computes only the area).
+    """One-vs-rest ROC curve per class, from ``sklearn.metrics.roc_curve`` (MONAI computes only the area).
 
     Args:
         probs: (N, C) probabilities, or (N,) / (N, 1) sigmoid probabilities of class 1.
@@ -164,30 +161,24 @@ def roc_curves(
         class_names: keys of the result; class indices when omitted.
 
     Returns:
-        class -> ``(fpr, tpr, thresholds)``, the same points as ``sklearn.metrics.roc_curve`` (first threshold
-        ``inf``, collinear points dropped), or ``None`` for a class whose curve is undefined because the labels
-        hold no positive or no negative sample of it.
+        class -> ``(fpr, tpr, thresholds)`` of ``sklearn.metrics.roc_curve`` (first threshold ``inf``, collinear
+        points dropped), or ``None`` for a class whose curve is undefined because the labels hold no positive or
+        no negative sample of it (scikit-learn would warn and return NaN).
     """
     p = _as_probs(probs)
     y = _as_labels(labels, p.shape[0], p.shape[1])
     keys = list(range(p.shape[1])) if class_names is None else _names(class_names, p.shape[1])
     out: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
     for c, key in enumerate(keys):
-        positive = (y == c).numpy().astype(np.float64)
+        positive = (y == c).numpy()
         defined = 0 < positive.sum() < positive.size
-        out[key] = _roc_curve(positive, p[:, c].numpy()) if defined else None
+        out[key] = tuple(roc_curve(positive, p[:, c].numpy())) if defined else None
     return out
 
 
-def _ratio(name: str, values: torch.Tensor, names: list[str], reason: str, warnings: list[str]) -> list[float]:
-    """Replace MONAI's NaN on a zero denominator by 0 and record why (scikit-learn's ``zero_division=0``)."""
-    out = []
-    for c, v in enumerate(values.tolist()):
-        if v != v:  # NaN
-            warnings.append(f"{name} of class '{names[c]}' is ill-defined ({reason}); set to 0.0")
-            v = 0.0
-        out.append(float(v))
-    return out
+def _zero_division_warnings(name: str, zero: np.ndarray, names: list[str], reason: str) -> list[str]:
+    """One entry per class whose ``name`` had a zero denominator (set to 0, as ``zero_division=0`` does)."""
+    return [f"{name} of class '{names[c]}' is ill-defined ({reason}); set to 0.0" for c in np.flatnonzero(zero)]
 
 
 def classification_report(probs: Any, labels: Any, class_names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -217,19 +208,20 @@ def classification_report(probs: Any, labels: Any, class_names: Sequence[str] | 
     n, c = p.shape
     y = _as_labels(labels, n, c)
     names = _names(class_names, c)
-    warnings: list[str] = []
 
     pred = p.argmax(1)
     y_onehot = F.one_hot(y, c).double()
-    counts = get_confusion_matrix(F.one_hot(pred, c).double(), y_onehot).sum(0).double()  # (C, 4): TP, FP, TN, FN
-    support = (counts[:, 0] + counts[:, 3]).long().tolist()
-    precision = _ratio(
-        "precision", compute_confusion_matrix_metric("precision", counts), names, "never predicted", warnings
+    cm = _counts(y, pred, c)
+    precision, recall, f1, support_ = precision_recall_fscore_support(
+        y.numpy(), pred.numpy(), labels=np.arange(c), average=None, zero_division=0
     )
-    recall = _ratio("recall", compute_confusion_matrix_metric("recall", counts), names, "absent from labels", warnings)
-    f1 = _ratio(
-        "f1", compute_confusion_matrix_metric("f1 score", counts), names, "neither present nor predicted", warnings
-    )
+    precision, recall, f1, support = precision.tolist(), recall.tolist(), f1.tolist(), support_.tolist()
+    predicted, present = cm.sum(0), cm.sum(1)
+    warnings: list[str] = [
+        *_zero_division_warnings("precision", predicted == 0, names, "never predicted"),
+        *_zero_division_warnings("recall", present == 0, names, "absent from labels"),
+        *_zero_division_warnings("f1", predicted + present == 0, names, "neither present nor predicted"),
+    ]
 
     auc: list[float | None] = []
     undefined: dict[str, str] = {}
@@ -271,7 +263,7 @@ def classification_report(probs: Any, labels: Any, class_names: Sequence[str] | 
         "roc_auc_undefined": undefined,
         "ece": expected_calibration_error(p, y, n_bins=15),
         "ece_bins": 15,
-        "confusion_matrix": torch.bincount(y * c + pred, minlength=c * c).reshape(c, c).tolist(),
+        "confusion_matrix": cm.tolist(),
         "warnings": warnings,
     }
 

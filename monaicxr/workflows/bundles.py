@@ -140,11 +140,9 @@ def _checkpoint(bundle_dir: Path, overrides: Mapping[str, Any], files: Sequence[
         path = _configured_checkpoint(bundle_dir, files, overrides)
     else:
         path = bundle_dir / "models" / "model.pt"
-    if not path.is_file() and not str(path).endswith(".index.json"):
+    if not path.is_file():
         hint = "" if given is not None else "; train the bundle first, or pass --ckpt_path FILE"
         raise FileNotFoundError(f"checkpoint {path} does not exist{hint}")
-    if not path.is_file():
-        raise FileNotFoundError(f"sharded checkpoint index {path} does not exist")
     return path
 
 

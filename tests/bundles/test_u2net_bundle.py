@@ -23,7 +23,6 @@ from scipy import ndimage
 from monaicxr.data.records import write_datalist
 from monaicxr.data.registry import index_dataset
 from monaicxr.data.synthetic import write_phantom_dataset
-from monaicxr.io import save_sharded
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "u2net" / "configs"
@@ -185,15 +184,6 @@ def test_small_evaluate_dice_matches_an_independent_dice(small):
     assert not (small / "eval" / "severity.csv").exists()  # lung task: no infection, no severity
 
 
-def test_sharded_checkpoint_evaluates_like_the_single_file(small, tmp_path):
-    """U²-Net full's weights ship as shards (over the per-file limit); evaluate.json loads them like one file."""
-    index = tmp_path / "shards" / "model.index.json"
-    shards = save_sharded(torch.load(small / "models" / "model.pt", weights_only=True), index, 1_000_000)[:-1]
-    assert len(shards) >= 3
-    _evaluate(small, eval_dir=str(tmp_path / "single"), max_overlays=0)
-    _evaluate(small, eval_dir=str(tmp_path / "sharded"), ckpt_path=str(index), max_overlays=0)
-    single = (tmp_path / "single" / "val_dice_raw.csv").read_text()
-    assert single.count("\n") > 2 and (tmp_path / "sharded" / "val_dice_raw.csv").read_text() == single
 
 
 def test_full_network_trains_through_the_bundle(phantoms, tmp_path):

@@ -40,3 +40,16 @@ def test_missing_or_bad_file_is_a_one_line_error(tmp_path, capsys):
     bad.write_text("not a checkpoint")
     assert main(["shrink-weights", str(bad), str(tmp_path / "out.pt")]) == 2
     assert "not a PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_a_copy_over_the_per_file_limit_is_flagged(tmp_path, capsys, monkeypatch):
+    import monaicxr.cli.weights as weights
+
+    src = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(64, 64).state_dict(), src)  # 16.6 kB, 8.5 kB in half precision
+    assert main(["shrink-weights", str(src), str(tmp_path / "small.pt")]) == 0
+    assert "do not commit" not in capsys.readouterr().out
+    monkeypatch.setattr(weights, "MAX_COMMITTED_BYTES", 4_000)
+    assert main(["shrink-weights", str(src), str(tmp_path / "big.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "big.pt is over the 0.004 MB" in out and "do not commit it" in out

@@ -165,3 +165,28 @@ def test_checked_loader_names_a_checkpoint_of_another_network(tmp_path):
     CheckedCheckpointLoader(str(path), {"model": net}).attach(engine)
     engine.run([0], max_epochs=1)
     assert torch.equal(net.weight, torch.load(path, weights_only=True)["weight"])
+
+
+def test_checked_loader_refuses_a_missing_file_when_built(tmp_path):
+    """A bundle's evaluate / inference builds its loader before the engine starts: the error comes then."""
+    from monaicxr.handlers import CheckedCheckpointLoader, ShardedCheckpointLoader
+
+    missing = tmp_path / "models" / "model.pt"
+    for loader in (CheckedCheckpointLoader, ShardedCheckpointLoader):  # the second: u2net's configs' old name
+        with pytest.raises(CheckpointError, match="does not exist; train the bundle first") as info:
+            loader(str(missing), {"model": torch.nn.Linear(2, 2)})
+        assert str(missing) in str(info.value)
+
+
+def test_latest_checkpoint_finds_what_the_interval_saver_writes(tmp_path):
+    """The names are Ignite's (MONAI's interval saver): the folder scan must look for exactly those."""
+    from monaicxr.handlers import latest_checkpoint
+
+    net = torch.nn.Linear(2, 2)
+    save_dict = {"model": net, "optimizer": torch.optim.SGD(net.parameters(), lr=0.1)}
+    engine = _engine(net)
+    AtomicCheckpointSaver(str(tmp_path), save_dict, save_interval=1, n_saved=None).attach(engine)
+    engine.run([0], max_epochs=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"checkpoint_epoch={n}.pt" for n in (1, 2, 3)]
+    assert [p.name for p in checkpoint_candidates(tmp_path)] == [f"checkpoint_epoch={n}.pt" for n in (3, 2, 1)]
+    assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint_epoch=3.pt")

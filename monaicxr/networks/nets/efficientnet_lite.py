@@ -42,6 +42,7 @@ import torch
 from monai.networks.blocks import BaseEncoder
 from monai.networks.nets import EfficientNet, FlexibleUNet
 from monai.networks.nets.flexible_unet import FLEXUNET_BACKBONE
+from monai.networks.utils import copy_model_state
 from torch import nn
 
 from monaicxr.networks.nets.vgg16 import read_state_dict
@@ -126,7 +127,8 @@ class EfficientNetLite0(EfficientNet):
     (nothing downloads); ``pretrained_path`` loads a local file instead, in the same ``efficientnet_pytorch``
     layout or in this class's own ``state_dict`` layout. Loading is strict: every tensor of the network comes
     from the file with the same shape, and every tensor of the file is used, except the file's ``_fc`` when
-    ``num_classes`` is not 1000 (then ``_fc`` is a fresh, randomly initialised head). With ``in_channels=1``
+    ``num_classes`` is not 1000 (then ``_fc`` is a fresh, randomly initialised head); the names are checked
+    here, and the tensors copied in by MONAI's ``copy_model_state``. With ``in_channels=1``
     the stem's RGB filters are summed over the input channels, which gives the response the ImageNet network
     has to the grey image copied into all three channels; normalise the grey image with the single mean and
     std of :data:`LITE_MEAN_RGB` / :data:`LITE_STDDEV_RGB` (the three channels share them).
@@ -267,7 +269,7 @@ class EfficientNetLite0(EfficientNet):
             raise ValueError(
                 f"{path!r} has tensors of the wrong shape for {name}{hint}: " + "; ".join(bad[:_SHOWN_KEYS])
             )
-        self.load_state_dict({**target, **loaded}, strict=True)
+        copy_model_state(self, loaded, inplace=True)  # the rest (a fresh head) keeps its initial values
         logger.info("loaded %d EfficientNet-Lite0 tensors from %s", len(loaded), path)
         return sorted(loaded)
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 from monai.networks.layers import Act, Conv, Norm, Pool
+from monai.networks.utils import copy_model_state
 from torch import nn
 
 __all__ = ["VGG16Classifier", "VGG16_CONFIG", "read_state_dict", "load_pretrained_subset"]
@@ -90,7 +91,8 @@ def load_pretrained_subset(
     ``exclude``, on both sides; every such key of the model must be in the file with a compatible shape, and
     the file must have no other such key. ``num_batches_tracked`` counters may be absent (older checkpoints).
     The weight named ``first_conv`` may have 3 input channels where the model has 1: the RGB filters are
-    summed.
+    summed. The checks and the first-convolution conversion are done here, the copy into the model by MONAI's
+    ``monai.networks.utils.copy_model_state`` (which by itself skips a missing or misshapen key silently).
 
     Args:
         model: the network to load into.
@@ -136,7 +138,7 @@ def load_pretrained_subset(
         raise ValueError(
             f"{os.fspath(path)!r} has tensors of the wrong shape for {name}: " + "; ".join(bad[:_SHOWN_KEYS])
         )
-    model.load_state_dict(loaded, strict=False)
+    copy_model_state(model, loaded, inplace=True)
     return sorted(loaded)
 
 
