@@ -7,7 +7,6 @@ from .checkpoints import (
     AtomicDiskSaver,
     CheckedCheckpointLoader,
     ResumeCheckpointLoader,
-    ShardedCheckpointLoader,
     checkpoint_candidates,
     latest_checkpoint,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "RunSummary",
     "SectionMetricNames",
     "section_metric_name",
-    "ShardedCheckpointLoader",
     "TimeBudget",
     "TrainingState",
     "checkpoint_candidates",

@@ -34,7 +34,6 @@ __all__ = [
     "AtomicDiskSaver",
     "CheckedCheckpointLoader",
     "ResumeCheckpointLoader",
-    "ShardedCheckpointLoader",
     "checkpoint_candidates",
     "latest_checkpoint",
 ]
@@ -274,8 +273,3 @@ class CheckedCheckpointLoader(CheckpointLoader):
         if self.strict and self.strict_shape and isinstance(self.load_path, (str, Path)):
             load_checkpoint(self.load_path, map_location=self.map_location, expected=self.load_dict)
         super().__call__(engine)
-
-
-class ShardedCheckpointLoader(CheckedCheckpointLoader):
-    """Former name of :class:`CheckedCheckpointLoader`, kept while ``bundles/u2net/configs/evaluate.json`` and
-    ``inference.json`` still name it; it loads single files only (sharded checkpoints were removed)."""

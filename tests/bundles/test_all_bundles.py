@@ -14,8 +14,7 @@ As segmentation_models.pytorch runs one base test over every network, each bundl
 - TorchScript (``monai.bundle.ckpt_export``) and ONNX (``monaicxr export --onnx``'s function) exports of the
   trained network, with their outputs compared to the eager network's.
 
-Bundle-specific behaviour stays in the per-bundle files. A check that fails because of a bundle's JSON is marked
-``xfail(strict=True)`` in :data:`JSON_FIXES`, with the fix it needs, so that the fix makes it pass visibly.
+Bundle-specific behaviour stays in the per-bundle files.
 """
 
 from __future__ import annotations
@@ -49,50 +48,10 @@ TRACE = {
     "efficientnet_lite0": "MBConvBlock without squeeze-and-excitation does not script",
 }
 
-_PROBABILITIES_TO_LOGITS = (
-    "metadata.json: network_data_format#outputs#pred#type 'probabilities' -> 'logits' (value_range stays []): "
-    "network_def returns raw logits; the softmax is applied in postprocessing"
-)
-_IMAGE_TO_LOGITS = (
-    "metadata.json: network_data_format#outputs#pred#type 'image' -> 'logits' and #value_range [0, 1] -> []: "
-    "network_def returns raw logits (any real number); the sigmoid is applied in postprocessing"
-)
-_LOAD_FIRST = (
-    "inference.json: run -> [\"$monaicxr.io.load_checkpoint(@ckpt_path, map_location='cpu', "
-    'expected={\'model\': @network})", "$@evaluator.run()"] (as bundles/unet has): the checkpoint loader is an '
-    "evaluator handler, built after the dataloader, so monaicxr.data.prepare.list_images decodes every input "
-    "image and writes input_issues.csv before the missing file is noticed"
-)
-_LOAD_FIRST_SHARDED = _LOAD_FIRST.replace(
-    "monaicxr.io.load_checkpoint(@ckpt_path, map_location='cpu', expected={'model': @network})",
-    "monaicxr.io.load_sharded(@ckpt_path) if monaicxr.io.is_sharded(@ckpt_path) else "
-    "monaicxr.io.load_checkpoint(@ckpt_path, map_location='cpu', expected={'model': @network})",
-)
-#: (check, bundle) -> the JSON fix the check waits for (the check is a strict xfail until the fix lands)
-JSON_FIXES: dict[tuple[str, str], str] = {
-    **{
-        ("logits", n): _PROBABILITIES_TO_LOGITS
-        for n in ("densenet121", "efficientnet_b0", "simple_cnn", "vgg16", "xception")
-    },
-    **{("logits", n): _IMAGE_TO_LOGITS for n in ("resunet", "u2net", "unet")},
-    **{
-        ("missing_checkpoint", n): _LOAD_FIRST
-        for n in ("densenet121", "efficientnet_b0", "resunet", "simple_cnn", "vgg16", "xception")
-    },
-    ("missing_checkpoint", "u2net"): _LOAD_FIRST_SHARDED,
-}
 
-
-def _params(check: str, names: list[str] | None = None) -> list:
-    """``names`` (every bundle by default) as parameters of ``check``, those waiting for a JSON fix marked xfail."""
-    return [
-        pytest.param(
-            name, marks=pytest.mark.xfail(strict=True, reason=f"bundles/{name}/configs/{JSON_FIXES[check, name]}")
-        )
-        if (check, name) in JSON_FIXES
-        else name
-        for name in (BUNDLES if names is None else names)
-    ]
+def _params(check: str, names: list[str] | None = None) -> list[str]:
+    """``names`` (every bundle by default) as the parameters of ``check``."""
+    return list(BUNDLES if names is None else names)
 
 
 def _configs(name: str) -> Path:

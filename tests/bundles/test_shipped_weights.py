@@ -71,11 +71,6 @@ def test_missing_model_pt_is_named(name, config, tmp_path):
     assert f"checkpoint {REPO / 'bundles' / name / 'models' / 'model.pt'} does not exist" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pending JSON edit: each run list to start with monaicxr.io.load_checkpoint(@ckpt_path, ...) as in "
-    "bundles/unet; today the loader is built after the data is prepared",
-)
 @pytest.mark.parametrize("config", ["evaluate", "inference"])
 @pytest.mark.parametrize("name", WITHOUT_MODEL)
 def test_missing_model_pt_stops_before_the_data(name, config, tmp_path):

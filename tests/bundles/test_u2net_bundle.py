@@ -184,8 +184,6 @@ def test_small_evaluate_dice_matches_an_independent_dice(small):
     assert not (small / "eval" / "severity.csv").exists()  # lung task: no infection, no severity
 
 
-
-
 def test_full_network_trains_through_the_bundle(phantoms, tmp_path):
     """The 44 M-parameter net: one epoch of one batch of 4 phantoms at 32 x 32, then validation on 2."""
     datalist = _datalist(phantoms, tmp_path / "input_datalist.json", 4, 2)

@@ -169,13 +169,12 @@ def test_checked_loader_names_a_checkpoint_of_another_network(tmp_path):
 
 def test_checked_loader_refuses_a_missing_file_when_built(tmp_path):
     """A bundle's evaluate / inference builds its loader before the engine starts: the error comes then."""
-    from monaicxr.handlers import CheckedCheckpointLoader, ShardedCheckpointLoader
+    from monaicxr.handlers import CheckedCheckpointLoader
 
     missing = tmp_path / "models" / "model.pt"
-    for loader in (CheckedCheckpointLoader, ShardedCheckpointLoader):  # the second: u2net's configs' old name
-        with pytest.raises(CheckpointError, match="does not exist; train the bundle first") as info:
-            loader(str(missing), {"model": torch.nn.Linear(2, 2)})
-        assert str(missing) in str(info.value)
+    with pytest.raises(CheckpointError, match="does not exist; train the bundle first") as info:
+        CheckedCheckpointLoader(str(missing), {"model": torch.nn.Linear(2, 2)})
+    assert str(missing) in str(info.value)
 
 
 def test_latest_checkpoint_finds_what_the_interval_saver_writes(tmp_path):
