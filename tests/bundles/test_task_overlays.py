@@ -20,7 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 SEGMENTATION = sorted(p.stem for p in (REPO / "configs" / "segmentation").glob("*.json"))
 TASK_REF = re.compile(r"@task(?!\w)")  # @task itself, not @task_eval_for
 NOT_YET = {  # configs still switching on @task; strict: the mark fails once the file is clean
-    ("resunet", "evaluate.json"): "resunet's evaluation still switches on @task",
     ("resunet", "inference.json"): "the segmentation inference.json still switches on @task",
     ("u2net", "evaluate.json"): "u2net's evaluation still switches on @task",
     ("u2net", "inference.json"): "the segmentation inference.json still switches on @task",
@@ -28,7 +27,6 @@ NOT_YET = {  # configs still switching on @task; strict: the mark fails once the
     ("unet", "inference.json"): "the segmentation inference.json still switches on @task",
 }
 CONFIGS = [(b, p.name) for b in SEGMENTATION for p in sorted((REPO / "bundles" / b / "configs").glob("*.json"))]
-UNET = REPO / "bundles" / "unet" / "configs"
 
 
 def task_switches(config, path: str = "") -> list[str]:
@@ -72,31 +70,39 @@ def test_every_segmentation_bundle_config_is_checked():
     assert ("unet", "task_infection.json") in CONFIGS and ("unet", "evaluate.json") in CONFIGS
 
 
-@pytest.mark.parametrize("task", ["infection", "3level"])
+@pytest.mark.parametrize(
+    ("bundle", "task", "default"),
+    [("unet", "lung", True), ("unet", "infection", False), ("unet", "3level", False)]
+    + [("resunet", "infection", True), ("resunet", "lung", False), ("resunet", "3level", False)],
+)
 @pytest.mark.parametrize("evaluate_last", [True, False])
-def test_the_overlay_brings_its_task_pieces_in_either_order(task, evaluate_last):
-    files = [f"task_{task}.json", "evaluate.json"]
+def test_the_task_brings_its_evaluation_pieces(bundle, task, default, evaluate_last):
+    """The default task's pieces come from train.json, another task's from its overlay, before or after
+    evaluate.json, which defines none of them."""
+    configs = REPO / "bundles" / bundle / "configs"
+    files = ["evaluate.json"] if default else [f"task_{task}.json", "evaluate.json"]
     parser = ConfigParser()
-    parser.read_config([str(UNET / "train.json"), *(str(UNET / f) for f in (files if evaluate_last else files[::-1]))])
+    parser.read_config([str(configs / f) for f in ["train.json", *(files if evaluate_last else files[::-1])]])
     assert (parser["task"], parser["task_eval_for"]) == (task, task)
     transforms = [t["_target_"] for t in parser["task_eval_postprocessing"]["transforms"]]
-    assert "monaicxr.transforms.Severityd" in transforms
-    assert "monaicxr.handlers.InfectionSummary" in [h["_target_"] for h in parser["task_eval_handlers"]]
+    handlers = [h["_target_"] for h in parser["task_eval_handlers"]]
+    if task == "lung":
+        assert transforms == ["monaicxr.transforms.KeepLargestLungsd", "monaicxr.transforms.FillLungHolesd"]
+        assert handlers == []
+    else:
+        assert transforms.count("monaicxr.transforms.Severityd") == 2
+        assert "monaicxr.handlers.RowsCSVWriter" in handlers
+    evaluate = json.loads((configs / "evaluate.json").read_text())
+    assert not {"task", "task_eval_for", "task_eval_postprocessing", "task_eval_handlers"} & set(evaluate)
 
 
-def test_the_default_lung_task_comes_from_train_json():
+@pytest.mark.parametrize(("bundle", "task"), [("unet", "infection"), ("unet", "3level"), ("resunet", "lung")])
+def test_a_task_set_without_its_overlay_is_refused(bundle, task):
+    configs = REPO / "bundles" / bundle / "configs"
     parser = ConfigParser()
-    parser.read_config([str(UNET / "train.json"), str(UNET / "evaluate.json")])
-    assert (parser["task"], parser["task_eval_for"], parser["task_eval_handlers"]) == ("lung", "lung", [])
-    transforms = [t["_target_"] for t in parser["task_eval_postprocessing"]["transforms"]]
-    assert transforms == ["monaicxr.transforms.KeepLargestLungsd", "monaicxr.transforms.FillLungHolesd"]
-
-
-def test_a_task_set_without_its_overlay_is_refused():
-    parser = ConfigParser()
-    parser.read_config([str(UNET / "train.json"), str(UNET / "evaluate.json")])
-    parser["task"] = "infection"
+    parser.read_config([str(configs / "train.json"), str(configs / "evaluate.json")])
+    parser["task"] = task
     with pytest.raises(Exception) as info:  # MONAI wraps the ValueError in a RuntimeError
         parser.get_parsed_content("run#0")
-    assert "add configs/task_infection.json before evaluate.json" in error_messages(info.value)
+    assert f"add configs/task_{task}.json before evaluate.json" in error_messages(info.value)
     check_task_overlay("3level", "3level")  # the overlay's own task passes
