@@ -10,6 +10,10 @@ Example::
 
     data = prepare_datalist("runs/eval", dataset_dir="test_films", task="classification", eval_section="test")
     items = eval_items(data, "test", data_classes=["COVID-19", "Non-COVID", "Normal"])
+
+A segmentation task is an overlay: its evaluation pieces (``task_eval_postprocessing``, ``task_eval_handlers``)
+come from ``train.json`` (the default task) or from ``configs/task_<task>.json``, which also says which task
+they were written for (``task_eval_for``). :func:`check_task_overlay` refuses a ``task`` set on its own.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from .records import DatasetError
 
-__all__ = ["SECTIONS", "eval_items"]
+__all__ = ["SECTIONS", "check_task_overlay", "eval_items"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,3 +114,24 @@ def eval_items(
     total = sum(len(data.get(s) or []) for s in SECTIONS)
     logger.info("evaluating section %r: %d of the %d items of %s", section, len(items), total, root)
     return items
+
+
+def check_task_overlay(task: str, task_eval_for: str) -> None:
+    """Refuse an evaluation whose ``task`` is not the task its evaluation pieces were written for.
+
+    ``--task infection`` without ``configs/task_infection.json`` would score infection with the lung task's
+    post-processing and handlers (no severity, no infection summary); the overlay brings the right ones.
+
+    Args:
+        task: the config's ``task``.
+        task_eval_for: the task of the loaded ``task_eval_postprocessing`` / ``task_eval_handlers``.
+
+    Raises:
+        ValueError: the two differ, naming the overlay to add.
+    """
+    if task != task_eval_for:
+        raise ValueError(
+            f"task {task!r}, but the evaluation pieces loaded are for task {task_eval_for!r}: a task is an overlay, "
+            f"add configs/task_{task}.json before evaluate.json (monaicxr evaluate BUNDLE --overlay task_{task}) "
+            "instead of setting task on its own"
+        )
