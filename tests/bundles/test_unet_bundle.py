@@ -211,3 +211,20 @@ def test_study_schedule_overlay_builds_the_studies_network():
     net = parser.get_parsed_content("network_def")
     with torch.no_grad():
         assert net.eval()(torch.rand(1, 1, 256, 256)).shape == (1, 1, 256, 256)
+
+
+def test_lite0_network_overlay_builds_a_flexible_unet_of_the_bundle_shape():
+    """configs/net_lite0.json: MONAI's FlexibleUNet on the Lite0 encoder, 1 grey channel in, 1 logit out."""
+    from monai.bundle import ConfigParser
+    from monai.networks.nets import FlexibleUNet
+
+    parser = ConfigParser()
+    parser.read_config(
+        [str(REPO / "bundles/unet/configs/train.json"), str(REPO / "bundles/unet/configs/net_lite0.json")]
+    )
+    parser["pretrained_encoder"] = False
+    net = parser.get_parsed_content("network_def")
+    assert isinstance(net, FlexibleUNet)
+    with torch.no_grad():
+        out = net.eval()(torch.rand(1, 1, 64, 64))
+    assert out.shape == (1, 1, 64, 64)
