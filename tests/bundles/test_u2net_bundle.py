@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_helpers import error_messages, make_workflow, run_workflow
+from bundle_helpers import TINY_BASE, error_messages, make_workflow, run_workflow
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 from scipy import ndimage
@@ -27,15 +27,7 @@ from monaicxr.data.synthetic import write_phantom_dataset
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "u2net" / "configs"
 
-TINY = {
-    "spatial_size": [32, 32],
-    "batch_size": 4,
-    "val_batch_size": 4,
-    "num_workers": 0,
-    "show_progress": False,
-    "max_overlays": 2,
-    "num_epochs": 1,
-}
+TINY = {**TINY_BASE, "max_overlays": 2, "precision": "auto"}  # the bundle's own precision
 
 
 def _workflow(output_dir: Path, *overlays: str, workflow_type: str = "train", **override) -> ConfigWorkflow:
