@@ -49,11 +49,6 @@ TRACE = {
 }
 
 
-def _params(check: str, names: list[str] | None = None) -> list[str]:
-    """``names`` (every bundle by default) as the parameters of ``check``."""
-    return list(BUNDLES if names is None else names)
-
-
 def _configs(name: str) -> Path:
     return BUNDLES_DIR / name / "configs"
 
@@ -106,7 +101,7 @@ def phantoms(tmp_path_factory) -> Path:
 # --- layout, metadata, multi-GPU overlay ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", _params("layout"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_layout_and_metadata_agree_with_the_configs(name):
     """The root links and README, the offline schema subset, and the class names and input size of the configs."""
     import jsonschema
@@ -129,7 +124,7 @@ def test_layout_and_metadata_agree_with_the_configs(name):
             assert parser.get_parsed_content("class_names") == meta["class_names"], config
 
 
-@pytest.mark.parametrize("name", _params("multi_gpu"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_multi_gpu_overlay_resolves(name):
     """multi_gpu_train.json merges onto train.json and its pieces resolve (the DDP network is built only in a
     process group, so the plain parts are parsed and the DDP wiring is checked by id)."""
@@ -165,7 +160,7 @@ def test_multi_gpu_overlay_resolves(name):
 # --- the deployed network against its metadata -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", _params("verify_net_in_out"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_verify_net_in_out(name):
     """MONAI's own check (in-process, faster than ``python -m monai.bundle verify_net_in_out``) at the declared size."""
     from monai.bundle import verify_net_in_out
@@ -194,7 +189,7 @@ def _deployed_output(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return _DEPLOYED[name]
 
 
-@pytest.mark.parametrize("name", _params("shapes"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_metadata_shapes_match_the_network(name, phantoms):
     """Output shape and channels as declared (classes: ``(B, n)`` with ``spatial_shape [n]``; a map: the input's
     size), and inference's preprocessing makes the declared input from a film."""
@@ -224,7 +219,7 @@ def _is_probability(out: torch.Tensor) -> bool:
     return in_unit and (out.shape[1] == 1 or torch.allclose(out.sum(1), torch.ones(()), atol=1e-4))
 
 
-@pytest.mark.parametrize("name", _params("logits"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_metadata_value_range_says_what_the_network_returns(name):
     """A network returning raw logits is declared ``type: logits`` with an unbounded ``value_range`` (``[]``); one
     returning probabilities is not called logits, and its values lie in the declared range."""
@@ -246,7 +241,7 @@ def test_metadata_value_range_says_what_the_network_returns(name):
         assert not _is_probability(out), "probabilities with no value_range: declare [0, 1]"
 
 
-@pytest.mark.parametrize("name", _params("weights", [n for n in BUNDLES if _shipped(n)]))
+@pytest.mark.parametrize("name", [n for n in BUNDLES if _shipped(n)])
 def test_shipped_weights_load_strictly_into_the_inference_network(name):
     """models/model.pt holds exactly inference.json's network (names, shapes, finite), and its card, if any,
     belongs to it (sha256) and records the input settings inference.json uses."""
@@ -266,7 +261,7 @@ def test_shipped_weights_load_strictly_into_the_inference_network(name):
         check_input(weights, **settings)
 
 
-@pytest.mark.parametrize("name", _params("missing_checkpoint"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_inference_without_the_checkpoint_stops_before_any_image_is_read(name, phantoms, tmp_path, monkeypatch):
     """No models/model.pt (or a ckpt_path naming no file): an error naming the file, before the input folder is
     listed and decoded and before anything is written."""
@@ -317,7 +312,7 @@ def trained(phantoms, tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("name", _params("train"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_one_epoch_of_training(name, trained):
     out = trained(name)
     summary = json.loads((out / "summary.json").read_text())
@@ -342,7 +337,7 @@ def test_one_epoch_of_training(name, trained):
         assert report["accuracy"] == pytest.approx(summary["last_validation"]["val_accuracy"])
 
 
-@pytest.mark.parametrize("name", _params("evaluate"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_evaluate_the_trained_run(name, trained):
     """evaluate.json on the run's own datalist: its summary counts the section's images; a classifier's report
     equals scikit-learn's on its own predictions.csv, a segmentation's per-image CSV lists each image."""
@@ -392,7 +387,7 @@ def _check_classification_report(folder: Path, items: list[dict], classes: list[
     assert report["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=labels).tolist()
 
 
-@pytest.mark.parametrize("name", _params("inference"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_inference_with_the_trained_run(name, trained, phantoms, tmp_path):
     """inference.json on a folder of two films and a text file: one prediction per film (classes: probabilities
     summing to one; a map: a 0 / 255 mask at the film's size and an overlay), the text file left out and listed."""
@@ -431,7 +426,7 @@ def _trained_network(name: str, run: Path) -> torch.nn.Module:
     return _network(name, weights=run / "models" / "model.pt", **tiny_overrides(name))
 
 
-@pytest.mark.parametrize("name", _params("torchscript"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_torchscript_export_matches_the_network(name, trained, tmp_path):
     """``monai.bundle.ckpt_export`` of the trained weights: the TorchScript module computes what the eager one does."""
     from monai.bundle import ckpt_export
@@ -452,7 +447,7 @@ def test_torchscript_export_matches_the_network(name, trained, tmp_path):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", _params("onnx"))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_onnx_export_matches_the_network(name, trained, tmp_path):
     """``monaicxr export --onnx`` (export_bundle) of the trained weights, run here with onnxruntime on a batch size
     other than the exported one, against the eager inference network."""
