@@ -92,6 +92,11 @@ def build_bundle(overlay_path: str | Path) -> dict[str, dict]:
     if not isinstance(overlay, dict) or not set(overlay) <= SECTIONS:
         extra = sorted(set(overlay) - SECTIONS) if isinstance(overlay, dict) else type(overlay).__name__
         raise BundleConfigError(f"{overlay_path}: expected an object with sections {sorted(SECTIONS)}, found {extra}")
+    for section, content in overlay.items():
+        if not isinstance(content, dict):
+            raise BundleConfigError(
+                f"{overlay_path}: section {section!r} must be an object of override ids, not {type(content).__name__}"
+            )
     out = {}
     for name in BUNDLE_FILES:
         config = _load_json(base_dir / name)

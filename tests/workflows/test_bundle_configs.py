@@ -133,3 +133,10 @@ def test_an_overlay_with_an_unknown_section_names_it(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"trian": {}}))
     with pytest.raises(BundleConfigError, match="trian"):
         build_bundle(tmp_path / "bad.json")
+
+
+def test_an_overlay_section_that_is_not_an_object_names_it(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "bad.json").write_text(json.dumps({"train": ["num_epochs", 3]}))
+    with pytest.raises(BundleConfigError, match="section 'train' must be an object"):
+        build_bundle(tmp_path / "bad.json")
